@@ -1,0 +1,41 @@
+# ringwire: the two commands a newcomer needs are `make demo` and `make test`.
+GO            ?= go
+GOLANGCI_LINT ?= github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+BENCHSTAT     ?= golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+# giouring links only with this flag on Go >= 1.23 (its go:linkname to syscall.munmap);
+# it is confined to files behind the giouring build tag.
+GIOURING_FLAGS = -tags giouring -ldflags=-checklinkname=0
+TESTFLAGS     ?= -race -shuffle=on -timeout 15m
+
+.PHONY: build test test-giouring bench bench-giouring fuzz lint demo tidy-check
+
+build:
+	$(GO) build ./...
+	GOOS=darwin $(GO) build ./...
+
+test: build
+	$(GO) vet ./...
+	RINGWIRE_STRICT=1 $(GO) test $(TESTFLAGS) ./...
+
+test-giouring:
+	$(GO) vet $(GIOURING_FLAGS) ./ring/...
+	RINGWIRE_STRICT=1 $(GO) test $(GIOURING_FLAGS) -run 'Giouring' -count=1 ./ring/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt
+
+bench-giouring:
+	$(GO) test $(GIOURING_FLAGS) -run '^$$' -bench 'Nop' -benchmem -count 6 ./ring/ | tee bench-giouring.txt
+	$(GO) run $(BENCHSTAT) -col /impl bench-giouring.txt
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseRecvmsgOut -fuzztime 20s ./ring/
+
+lint:
+	$(GO) run $(GOLANGCI_LINT) run ./...
+
+tidy-check:
+	$(GO) mod tidy -diff
+
+demo:
+	@echo "make demo: not yet; the echo and RTP relay demo lands with the benchmark issue."
