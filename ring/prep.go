@@ -22,9 +22,11 @@ func bufAddr(b []byte) uint64 {
 
 func ptr[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
 
-// PrepRW fills the common fields of an SQE. liburing: io_uring_prep_rw.
+// PrepRW fills the common fields of an SQE and clears the others except
+// UserData, which, as in liburing, is left as the caller set it.
+// liburing: io_uring_prep_rw.
 func (s *SQE) PrepRW(op Op, fd int32, addr uint64, length uint32, off uint64) {
-	*s = SQE{Opcode: op, FD: fd, Addr: addr, Len: length, Off: off}
+	*s = SQE{Opcode: op, FD: fd, Addr: addr, Len: length, Off: off, UserData: s.UserData}
 }
 
 func (s *SQE) setTargetFixedFile(fileIndex uint32) {
