@@ -1,0 +1,66 @@
+// Command rtprelay relays RTP and RTCP (multiplexed on one port, RFC 5761)
+// from consecutive ingress ports to the same offsets of one or more
+// destinations, validating every datagram and keeping per-stream statistics.
+//
+//	rtprelay -in 127.0.0.1:40000 -out 127.0.0.1:50000,127.0.0.1:52000 -streams 4 -latch -stats 5s
+//
+// Stream i is received on port 40000+i and sent to 50000+i and 52000+i.
+// With -latch (symmetric RTP) the relay also forwards what the destinations
+// send back to its egress sockets to the latched ingress peer. Statistics
+// (packets, bytes, loss, reordering, duplicates, jitter, added latency, drops
+// by reason) are printed every -stats interval and at exit, as text or, with
+// -json, as JSON lines. SIGINT or SIGTERM stops it.
+//
+// -impl selects the transport: "go" is the Go net package reference relay.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ringwire/ringwire/examples/rtprelay/gorelay"
+	"github.com/ringwire/ringwire/examples/rtprelay/relay"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rtprelay:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, then relays until ctx is done, printing statistics to out.
+func run(ctx context.Context, args []string, out, errOut io.Writer) error {
+	var cfg relay.Config
+	fs := flag.NewFlagSet("rtprelay", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	cfg.RegisterFlags(fs)
+	impl := fs.String("impl", "go", "transport: go (Go net package)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if _, err := cfg.Validate(); err != nil {
+		return err
+	}
+	switch *impl {
+	case "go":
+		return gorelay.Run(ctx, &gorelay.Config{Config: cfg}, out)
+	default:
+		return fmt.Errorf("unknown -impl %q", *impl)
+	}
+}
