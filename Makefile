@@ -23,6 +23,7 @@ test-giouring:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt
+	$(GO) run ./cmd/ringbench -preset full -pin -png ringbench-full.png -out ringbench-full.md
 
 bench-giouring:
 	$(GO) test $(GIOURING_FLAGS) -run '^$$' -bench 'Nop' -benchmem -count 6 ./ring/ | tee bench-giouring.txt
@@ -37,5 +38,6 @@ lint:
 tidy-check:
 	$(GO) mod tidy -diff
 
+# About a minute: the most telling echo rows and an RTP relay row, every mode interleaved.
 demo:
-	@echo "make demo: not yet; the echo and RTP relay demo lands with the benchmark issue."
+	$(GO) run ./cmd/ringbench -preset demo -pin -png ringbench-demo.png -out ringbench-demo.md
