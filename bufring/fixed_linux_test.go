@@ -1,0 +1,377 @@
+//go:build linux
+
+package bufring
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringwire/ringwire/ring"
+	"golang.org/x/sys/unix"
+)
+
+func newArena(t testing.TB, c *ArenaConfig) *Arena {
+	t.Helper()
+	a, err := NewArena(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return a
+}
+
+// readFull reads n bytes from the blocking socket fd.
+func readFull(t *testing.T, fd, n int) []byte {
+	t.Helper()
+	out := make([]byte, 0, n)
+	buf := make([]byte, 64<<10)
+	tv := unix.Timeval{Sec: 5}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	for len(out) < n {
+		m, err := unix.Read(fd, buf[:min(len(buf), n-len(out))])
+		if err != nil || m == 0 {
+			t.Fatalf("read after %d of %d bytes: %d, %v", len(out), n, m, err)
+		}
+		out = append(out, buf[:m]...)
+	}
+	return out
+}
+
+// zcSend submits a SEND_ZC of buf (inside fixed buffer idx) on fd with user
+// data ud, after retain took the kernel's reference and before release drops
+// the caller's. It then reaps until SendDone, checking inUse() stays held until
+// the notification, and releases the kernel's reference there.
+func zcSend(t *testing.T, r *ring.Ring, fd int, buf []byte, idx uint16, retain, release func(), inUse func() int) {
+	t.Helper()
+	sqe := r.GetSQE()
+	sqe.PrepSendZCFixed(fd, buf, 0, ring.SendZCReportUsage, idx)
+	sqe.UserData = 42
+	retain() // the kernel's reference, until the notification
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	release() // the caller is done; the kernel's reference keeps the buffer
+	if inUse() != 1 {
+		t.Fatalf("in use %d while the send is in flight, want 1", inUse())
+	}
+	cqes := make([]ring.CQE, 8)
+	sawResult := false
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("no notification CQE")
+		}
+		for _, c := range reap(t, r, cqes, 100*time.Millisecond) {
+			if c.UserData != 42 {
+				t.Fatalf("unexpected CQE %+v", c)
+			}
+			if !c.Notif() {
+				if err := c.Err(); err != nil {
+					t.Fatalf("SEND_ZC: %v", err)
+				}
+				if int(c.Res) != len(buf) || !c.More() {
+					t.Fatalf("SEND_ZC result %d (more %v), want %d with F_MORE", c.Res, c.More(), len(buf))
+				}
+				sawResult = true
+			}
+			if !SendDone(&c) {
+				if inUse() != 1 {
+					t.Fatalf("in use %d before the notification, want 1", inUse())
+				}
+				continue
+			}
+			if !sawResult || !c.Notif() {
+				t.Fatalf("send done before result+notification: %+v", c)
+			}
+			t.Logf("notification: zero-copy fell back to copying: %v", c.ZCCopied())
+			release()
+			if inUse() != 0 {
+				t.Fatalf("in use %d after the notification, want 0", inUse())
+			}
+			return
+		}
+	}
+}
+
+func TestSendZCFromFixedLease(t *testing.T) {
+	r := newRing(t)
+	a := newArena(t, &ArenaConfig{Classes: []Class{{4096, 4}, {64 << 10, 2}}})
+	g := newGroup(t, r, &Config{GroupID: 5, Count: 8, Size: 4096})
+	if err := RegisterFixed(r, a, g); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.UnregisterBuffers() })
+	if i, ok := a.FixedIndex(); !ok || i != 0 {
+		t.Fatalf("arena index %d %v", i, ok)
+	}
+	if i, ok := g.FixedIndex(); !ok || i != 1 {
+		t.Fatalf("group index %d %v", i, ok)
+	}
+	tx, rx := tcpPair(t)
+	l, err := a.Alloc(50000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Cap() != 64<<10 || len(l.Bytes()) != 50000 {
+		t.Fatalf("lease len %d cap %d", len(l.Bytes()), l.Cap())
+	}
+	for i := range l.Bytes() {
+		l.Bytes()[i] = pattern(i)
+	}
+	want := append([]byte(nil), l.Bytes()...)
+	idx, ok := l.FixedIndex()
+	if !ok {
+		t.Fatal("arena lease has no fixed index")
+	}
+	zcSend(t, r, tx, l.Bytes(), idx, l.Retain, l.Release, a.InUse)
+	if got := readFull(t, rx, len(want)); !bytes.Equal(got, want) {
+		t.Fatal("peer received different bytes")
+	}
+}
+
+func TestSendZCForwardsReceivedBuffer(t *testing.T) {
+	r := newRing(t)
+	g := newGroup(t, r, &Config{GroupID: 6, Count: 8, Size: 4096})
+	if err := RegisterFixed(r, g); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.UnregisterBuffers() })
+	inRx, inTx := tcpPair(t)
+	outTx, outRx := tcpPair(t)
+	msg := []byte(strings.Repeat("forward me without a copy ", 100))
+	if _, err := unix.Write(inTx, msg); err != nil {
+		t.Fatal(err)
+	}
+	sqe := r.GetSQE()
+	sqe.PrepRecvBufSelect(inRx, g.ID(), 0, 0)
+	sqe.UserData = 1
+	cqes := make([]ring.CQE, 4)
+	var l Lease
+	for deadline := time.Now().Add(5 * time.Second); l.IsZero(); {
+		if time.Now().After(deadline) {
+			t.Fatal("no receive")
+		}
+		for _, c := range reap(t, r, cqes, 100*time.Millisecond) {
+			var err error
+			if l, err = g.Lease(&c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !bytes.Equal(l.Bytes(), msg) {
+		t.Fatalf("received %d bytes, want %d", l.Len(), len(msg))
+	}
+	idx, ok := l.FixedIndex()
+	if !ok {
+		t.Fatal("registered group lease has no fixed index")
+	}
+	if g.InUse() != 1 {
+		t.Fatalf("in use %d, want 1", g.InUse())
+	}
+	zcSend(t, r, outTx, l.Bytes(), idx, l.Retain, l.Release, g.InUse)
+	g.Flush()
+	if g.Available() != 8 {
+		t.Fatalf("buffer not back with the kernel: available %d", g.Available())
+	}
+	if got := readFull(t, outRx, len(msg)); !bytes.Equal(got, msg) {
+		t.Fatal("peer received different bytes")
+	}
+}
+
+// TestArenaRandom drives random Alloc/Retain/Release sequences and checks that
+// live leases never overlap, that each block keeps what its owner wrote, and
+// that every block comes back.
+func TestArenaRandom(t *testing.T) {
+	classes := []Class{{64, 16}, {256, 8}, {1024, 4}, {4096, 2}}
+	a := newArena(t, &ArenaConfig{Classes: classes})
+	total := a.Available()
+	rng := rand.New(rand.NewPCG(3, 4))
+	type live struct {
+		l    FixedLease
+		refs int
+		fill byte
+	}
+	var held []live
+	var fill byte
+	overlap := func() {
+		type span struct{ lo, hi uintptr }
+		sp := make([]span, len(held))
+		for i, h := range held {
+			p := uintptrOf(h.l.Bytes()[:1])
+			sp[i] = span{p, p + uintptr(h.l.Cap())}
+		}
+		sort.Slice(sp, func(i, j int) bool { return sp[i].lo < sp[j].lo })
+		for i := 1; i < len(sp); i++ {
+			if sp[i].lo < sp[i-1].hi {
+				t.Fatalf("leases overlap: [%#x,%#x) and [%#x,%#x)", sp[i-1].lo, sp[i-1].hi, sp[i].lo, sp[i].hi)
+			}
+		}
+	}
+	for i := 0; i < 20000; i++ {
+		switch op := rng.IntN(10); {
+		case op < 5:
+			n := 1 + rng.IntN(5000)
+			l, err := a.Alloc(n)
+			if errors.Is(err, ErrTooLarge) {
+				if n <= 4096 {
+					t.Fatalf("Alloc(%d): %v", n, err)
+				}
+				continue
+			}
+			if errors.Is(err, ErrArenaExhausted) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Bytes()) != n || l.Cap() < n {
+				t.Fatalf("Alloc(%d): len %d cap %d", n, len(l.Bytes()), l.Cap())
+			}
+			fill++
+			b := l.Bytes()[:l.Cap()]
+			for j := range b {
+				b[j] = fill
+			}
+			held = append(held, live{l, 1, fill})
+			overlap()
+		case op < 6 && len(held) > 0:
+			j := rng.IntN(len(held))
+			held[j].l.Retain()
+			held[j].refs++
+		case len(held) > 0:
+			j := rng.IntN(len(held))
+			h := &held[j]
+			for k, v := range h.l.Bytes()[:h.l.Cap()] {
+				if v != h.fill {
+					t.Fatalf("block %d byte %d = %d, want %d: another lease wrote it", h.l.Block(), k, v, h.fill)
+				}
+			}
+			h.l.Release()
+			h.refs--
+			if h.refs == 0 {
+				held[j] = held[len(held)-1]
+				held = held[:len(held)-1]
+			}
+		}
+		if a.InUse()+a.Available() != total || a.InUse() > len(held) {
+			t.Fatalf("step %d: in use %d available %d total %d live %d", i, a.InUse(), a.Available(), total, len(held))
+		}
+	}
+	for _, h := range held {
+		for ; h.refs > 0; h.refs-- {
+			h.l.Release()
+		}
+	}
+	if a.InUse() != 0 || a.Available() != total {
+		t.Fatalf("end: in use %d available %d, want 0 and %d", a.InUse(), a.Available(), total)
+	}
+	st := a.Stats()
+	if st.Exhausted == 0 {
+		t.Fatal("the random sequence never exhausted the arena")
+	}
+}
+
+func TestArenaDoubleReleasePanics(t *testing.T) {
+	a := newArena(t, &ArenaConfig{Classes: []Class{{64, 2}}})
+	l, err := a.Alloc(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	l2, _ := a.Alloc(10) // reuses the block: the stale lease must still be caught
+	defer l2.Release()
+	defer func() {
+		msg, _ := recover().(string)
+		if !strings.Contains(msg, "arena block 0 released twice") {
+			t.Fatalf("panic %q, want one naming block 0", msg)
+		}
+	}()
+	l.Release()
+}
+
+func TestAllocsZero(t *testing.T) {
+	g, k := newSimGroup(t, &Config{Count: 64, Size: 256}, false)
+	if n := testing.AllocsPerRun(1000, func() {
+		c := k.recv(100, false)
+		l, err := g.Lease(&c)
+		if err != nil {
+			panic(err)
+		}
+		l.Retain()
+		l.Release()
+		l.Release()
+	}); n != 0 {
+		t.Errorf("lease/release: %v allocs, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		c := k.recv(1000, true) // a bundle of 4
+		l, _ := g.Lease(&c)
+		l.Release()
+	}); n != 0 {
+		t.Errorf("bundle lease/release: %v allocs, want 0", n)
+	}
+	gi, ki := newSimGroup(t, &Config{Count: 8, Size: 256}, true)
+	if n := testing.AllocsPerRun(1000, func() {
+		c := ki.recv(100, false)
+		l, _ := gi.Lease(&c)
+		l.Release()
+	}); n != 0 {
+		t.Errorf("incremental lease/release: %v allocs, want 0", n)
+	}
+	nobufs := ring.CQE{Res: -int32(unix.ENOBUFS)}
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := g.Lease(&nobufs); err != ErrNoBuffers {
+			panic(err)
+		}
+	}); n != 0 {
+		t.Errorf("ENOBUFS decode: %v allocs, want 0", n)
+	}
+	a := newArena(t, nil)
+	if n := testing.AllocsPerRun(1000, func() {
+		l, err := a.Alloc(5000)
+		if err != nil {
+			panic(err)
+		}
+		l.Retain()
+		l.Release()
+		l.Release()
+	}); n != 0 {
+		t.Errorf("arena alloc/release: %v allocs, want 0", n)
+	}
+}
+
+func BenchmarkLeaseRelease(b *testing.B) {
+	g, k := newSimGroup(b, &Config{Count: 256, Size: 4096}, false)
+	k.noFill = true
+	b.ReportAllocs()
+	for b.Loop() {
+		c := k.recv(1500, false)
+		l, err := g.Lease(&c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.Release()
+	}
+}
+
+func BenchmarkFixedAlloc(b *testing.B) {
+	a := newArena(b, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		l, err := a.Alloc(9000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.Release()
+	}
+}

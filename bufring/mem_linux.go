@@ -1,0 +1,57 @@
+//go:build linux
+
+package bufring
+
+// Slabs are anonymous private mappings (off the Go heap), populated up front so
+// the kernel does not fault pages in on the receive path. They are unmapped only
+// by Close, after the kernel's references (buffer ring, fixed buffers) are gone
+// or pin the pages themselves.
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+const hugePageSize = 2 << 20
+
+// mapSlab maps at least size bytes. With huge it tries MAP_HUGETLB, then
+// madvise(MADV_HUGEPAGE), and reports which worked ("hugetlb", "thp" or "").
+func mapSlab(size int, huge bool) (mem []byte, kind string, err error) {
+	const prot = unix.PROT_READ | unix.PROT_WRITE
+	const flags = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_POPULATE
+	if huge {
+		hs := (size + hugePageSize - 1) &^ (hugePageSize - 1)
+		if m, err := unix.Mmap(-1, 0, hs, prot, flags|unix.MAP_HUGETLB); err == nil {
+			return m, "hugetlb", nil
+		}
+		m, err := unix.Mmap(-1, 0, hs, prot, flags&^unix.MAP_POPULATE)
+		if err != nil {
+			return nil, "", os.NewSyscallError("mmap", err)
+		}
+		kind := ""
+		if unix.Madvise(m, unix.MADV_HUGEPAGE) == nil {
+			kind = "thp"
+		}
+		// Populate after the advice, so faults take huge pages.
+		for i := 0; i < len(m); i += os.Getpagesize() {
+			m[i] = 0
+		}
+		return m, kind, nil
+	}
+	m, err := unix.Mmap(-1, 0, size, prot, flags)
+	if err != nil {
+		return nil, "", os.NewSyscallError("mmap", err)
+	}
+	return m, "", nil
+}
+
+func unmap(m []byte) error {
+	if m == nil {
+		return nil
+	}
+	if err := unix.Munmap(m); err != nil {
+		return os.NewSyscallError("munmap", err)
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+//go:build linux
+
+package bufring
+
+import (
+	"errors"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ringwire/ringwire/ring"
+	"golang.org/x/sys/unix"
+)
+
+// TestRegisterFixedENOMEMNamesMemlock registers more than RLIMIT_MEMLOCK from a
+// thread without CAP_IPC_LOCK and checks the error says what to raise and by
+// how much. The thread stays locked and dies with the test goroutine, so the
+// dropped capability never reaches another goroutine.
+func TestRegisterFixedENOMEMNamesMemlock(t *testing.T) {
+	if _, err := probe(); err != nil {
+		need(t, false, "io_uring: "+err.Error())
+	}
+	runtime.LockOSThread() // deliberately never unlocked
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &caps[0]); err != nil {
+		t.Skipf("capget: %v", err)
+	}
+	const capIPCLock = 14
+	if caps[0].Effective&(1<<capIPCLock) != 0 {
+		caps[0].Effective &^= 1 << capIPCLock
+		if err := unix.Capset(&hdr, &caps[0]); err != nil {
+			t.Skipf("cannot drop CAP_IPC_LOCK: %v", err)
+		}
+	}
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = 256 << 10
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
+		t.Skipf("setrlimit: %v", err)
+	}
+	defer unix.Setrlimit(unix.RLIMIT_MEMLOCK, &old)
+	r, err := ring.New(&ring.Config{Entries: 4, Flags: ring.SetupSingleIssuer | ring.SetupDeferTaskrun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	a := newArena(t, &ArenaConfig{Classes: []Class{{4096, 1024}}}) // 4 MiB
+	err = RegisterFixed(r, a)
+	if err == nil {
+		r.UnregisterBuffers()
+		t.Fatal("registering 4 MiB under a 256 KiB RLIMIT_MEMLOCK succeeded")
+	}
+	t.Log(err)
+	if !errors.Is(err, syscall.ENOMEM) || !strings.Contains(err.Error(), "RLIMIT_MEMLOCK") || !strings.Contains(err.Error(), "4194304") {
+		t.Fatalf("error %q does not wrap ENOMEM, name RLIMIT_MEMLOCK and the 4194304 bytes needed", err)
+	}
+	if _, ok := a.FixedIndex(); ok {
+		t.Fatal("failed registration recorded a fixed index")
+	}
+}
