@@ -36,63 +36,63 @@ type CQE struct {
 
 // Params is struct io_uring_params, passed to io_uring_setup.
 type Params struct {
-	SQEntries    uint32
-	CQEntries    uint32
-	Flags        SetupFlags
-	SQThreadCPU  uint32
-	SQThreadIdle uint32
-	Features     Features
-	WQFD         uint32
+	SQEntries    uint32     // sq_entries: SQ size the kernel chose
+	CQEntries    uint32     // cq_entries: CQ size (in with SetupCQSize, out)
+	Flags        SetupFlags // flags: IORING_SETUP_*
+	SQThreadCPU  uint32     // sq_thread_cpu (SetupSQAff)
+	SQThreadIdle uint32     // sq_thread_idle in milliseconds (SetupSQPoll)
+	Features     Features   // features: IORING_FEAT_*, filled by the kernel
+	WQFD         uint32     // wq_fd (SetupAttachWQ)
 	resv         [3]uint32
-	SQOff        SQRingOffsets
-	CQOff        CQRingOffsets
+	SQOff        SQRingOffsets // sq_off, filled by the kernel
+	CQOff        CQRingOffsets // cq_off, filled by the kernel
 }
 
 // SQRingOffsets is struct io_sqring_offsets.
 type SQRingOffsets struct {
-	Head        uint32
-	Tail        uint32
-	RingMask    uint32
-	RingEntries uint32
-	Flags       uint32
-	Dropped     uint32
-	Array       uint32
+	Head        uint32 // head
+	Tail        uint32 // tail
+	RingMask    uint32 // ring_mask
+	RingEntries uint32 // ring_entries
+	Flags       uint32 // flags (IORING_SQ_*)
+	Dropped     uint32 // dropped
+	Array       uint32 // array
 	resv1       uint32
-	UserAddr    uint64
+	UserAddr    uint64 // user_addr (SetupNoMmap)
 }
 
 // CQRingOffsets is struct io_cqring_offsets.
 type CQRingOffsets struct {
-	Head        uint32
-	Tail        uint32
-	RingMask    uint32
-	RingEntries uint32
-	Overflow    uint32
-	CQEs        uint32
-	Flags       uint32
+	Head        uint32 // head
+	Tail        uint32 // tail
+	RingMask    uint32 // ring_mask
+	RingEntries uint32 // ring_entries
+	Overflow    uint32 // overflow
+	CQEs        uint32 // cqes
+	Flags       uint32 // flags (IORING_CQ_*)
 	resv1       uint32
-	UserAddr    uint64
+	UserAddr    uint64 // user_addr (SetupNoMmap)
 }
 
 // GeteventsArg is struct io_uring_getevents_arg, used with IORING_ENTER_EXT_ARG.
 type GeteventsArg struct {
-	Sigmask     uint64
-	SigmaskSz   uint32
+	Sigmask     uint64 // sigmask: pointer to a sigset, 0 for none
+	SigmaskSz   uint32 // sigmask_sz
 	MinWaitUsec uint32 // min_wait_usec (Linux 6.12, IORING_FEAT_MIN_TIMEOUT); pad before
 	TS          uint64 // pointer to a Timespec
 }
 
 // Timespec is struct __kernel_timespec.
 type Timespec struct {
-	Sec  int64
-	Nsec int64
+	Sec  int64 // tv_sec
+	Nsec int64 // tv_nsec
 }
 
 // BufReg is struct io_uring_buf_reg, for IORING_REGISTER_PBUF_RING.
 type BufReg struct {
-	RingAddr    uint64
-	RingEntries uint32
-	BGID        uint16
+	RingAddr    uint64 // ring_addr: page-aligned ring memory (0 with PbufRingMmap)
+	RingEntries uint32 // ring_entries: a power of two
+	BGID        uint16 // bgid: the buffer group id
 	Flags       uint16 // IOU_PBUF_RING_*
 	resv        [3]uint64
 }
@@ -100,65 +100,65 @@ type BufReg struct {
 // Buf is struct io_uring_buf, one entry of a provided buffer ring. The ring's
 // tail lives in the Resv field of entry 0 (struct io_uring_buf_ring's union).
 type Buf struct {
-	Addr uint64
-	Len  uint32
-	BID  uint16
-	Resv uint16
+	Addr uint64 // addr: buffer address
+	Len  uint32 // len: buffer length
+	BID  uint16 // bid: buffer id, reported in CQE flags
+	Resv uint16 // resv; in entry 0 the ring tail
 }
 
 // BufStatus is struct io_uring_buf_status, for IORING_REGISTER_PBUF_STATUS (6.8).
 type BufStatus struct {
-	BufGroup uint32
-	Head     uint32
+	BufGroup uint32 // buf_group (in)
+	Head     uint32 // head (out)
 	resv     [8]uint32
 }
 
 // RecvmsgOut is struct io_uring_recvmsg_out, the header a multishot recvmsg
 // writes at the start of each provided buffer.
 type RecvmsgOut struct {
-	NameLen    uint32
-	ControlLen uint32
-	PayloadLen uint32
-	Flags      uint32
+	NameLen    uint32 // namelen: the source address length before truncation
+	ControlLen uint32 // controllen: control bytes written
+	PayloadLen uint32 // payloadlen: payload bytes (the full length with MSG_TRUNC in the request)
+	Flags      uint32 // flags: msg_flags (MSG_TRUNC, MSG_CTRUNC)
 }
 
 // RsrcRegister is struct io_uring_rsrc_register (IORING_REGISTER_BUFFERS2/FILES2).
 type RsrcRegister struct {
-	Nr    uint32
+	Nr    uint32 // nr: number of slots
 	Flags uint32 // IORING_RSRC_REGISTER_SPARSE
 	resv2 uint64
-	Data  uint64
-	Tags  uint64
+	Data  uint64 // data: pointer to the iovec or fd array
+	Tags  uint64 // tags: pointer to a tag array, or 0
 }
 
 // RsrcUpdate2 is struct io_uring_rsrc_update2 (IORING_REGISTER_*_UPDATE2).
 type RsrcUpdate2 struct {
-	Offset uint32
+	Offset uint32 // offset: first slot
 	resv   uint32
-	Data   uint64
-	Tags   uint64
-	Nr     uint32
+	Data   uint64 // data: pointer to the iovec or fd array
+	Tags   uint64 // tags: pointer to a tag array, or 0
+	Nr     uint32 // nr: number of slots
 	resv2  uint32
 }
 
 // FileIndexRange is struct io_uring_file_index_range (IORING_REGISTER_FILE_ALLOC_RANGE).
 type FileIndexRange struct {
-	Off  uint32
-	Len  uint32
+	Off  uint32 // off: first slot
+	Len  uint32 // len: number of slots
 	resv uint64
 }
 
 // ProbeHdr is the fixed header of struct io_uring_probe.
 type ProbeHdr struct {
-	LastOp uint8
-	OpsLen uint8
+	LastOp uint8 // last_op
+	OpsLen uint8 // ops_len
 	resv   uint16
 	resv2  [3]uint32
 }
 
 // ProbeOp is struct io_uring_probe_op.
 type ProbeOp struct {
-	Op    uint8
+	Op    uint8 // op
 	resv  uint8
 	Flags uint16 // IO_URING_OP_SUPPORTED
 	resv2 uint32
@@ -166,11 +166,11 @@ type ProbeOp struct {
 
 // NAPIReg is struct io_uring_napi (IORING_REGISTER_NAPI, 6.9).
 type NAPIReg struct {
-	BusyPollTo     uint32
-	PreferBusyPoll uint8
-	Opcode         uint8
+	BusyPollTo     uint32 // busy_poll_to in microseconds
+	PreferBusyPoll uint8  // prefer_busy_poll
+	Opcode         uint8  // opcode (IO_URING_NAPI_*, 6.12)
 	pad            [2]uint8
-	OpParam        uint32
+	OpParam        uint32 // op_param
 	resv           uint32
 }
 
@@ -184,8 +184,8 @@ type Restriction struct {
 
 // Iovec mirrors struct iovec on 64-bit Linux.
 type Iovec struct {
-	Base uint64
-	Len  uint64
+	Base uint64 // iov_base
+	Len  uint64 // iov_len
 }
 
 // Compile-time size checks: each line fails to compile if the size is wrong.
@@ -223,6 +223,34 @@ const (
 	offSQEs      = 0x10000000
 	offPbufRing  = 0x80000000
 	offPbufShift = 16
+)
+
+// Register opcodes (enum io_uring_register_op).
+const (
+	regBuffers           = 0
+	unregBuffers         = 1
+	regFiles             = 2
+	unregFiles           = 3
+	regEventFD           = 4
+	unregEventFD         = 5
+	regFilesUpdate       = 6
+	regEventFDAsync      = 7
+	regProbe             = 8
+	regRestrictions      = 11
+	regEnableRings       = 12
+	regFiles2            = 13
+	regFilesUpdate2      = 14
+	regBuffers2          = 15
+	regBuffersUpdate     = 16
+	regRingFDs           = 20
+	unregRingFDs         = 21
+	regPbufRing          = 22
+	unregPbufRing        = 23
+	regFileAllocRange    = 25
+	regPbufStatus        = 26
+	regNAPI              = 27
+	unregNAPI            = 28
+	regUseRegisteredRing = 1 << 31
 )
 
 // io_uring_enter flags (IORING_ENTER_*).

@@ -2,6 +2,9 @@
 
 package ring
 
+// unsafe here only passes &Params to io_uring_setup, which fills it before it
+// returns; nothing outlives the call.
+
 import (
 	"bytes"
 	"errors"
@@ -48,22 +51,26 @@ func availabilityError(errno syscall.Errno) error {
 
 // epermReason distinguishes the sysctl from a seccomp filter.
 func epermReason() string {
-	v, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled")
-	if err == nil {
-		switch strings.TrimSpace(string(v)) {
-		case "2":
-			return "kernel.io_uring_disabled=2 turns io_uring off for every process (EPERM); set it to 0 (sysctl -w kernel.io_uring_disabled=0)"
-		case "1":
-			grp, _ := os.ReadFile("/proc/sys/kernel/io_uring_group")
-			return fmt.Sprintf("kernel.io_uring_disabled=1 limits io_uring to CAP_SYS_ADMIN and group %s (EPERM); add this process to that group or set the sysctl to 0",
-				strings.TrimSpace(string(grp)))
-		}
+	disabled, _ := os.ReadFile("/proc/sys/kernel/io_uring_disabled")
+	group, _ := os.ReadFile("/proc/sys/kernel/io_uring_group")
+	status, _ := os.ReadFile("/proc/self/status")
+	return epermReasonFrom(string(disabled), string(group), status)
+}
+
+// epermReasonFrom explains EPERM from the contents of
+// /proc/sys/kernel/io_uring_disabled, /proc/sys/kernel/io_uring_group and
+// /proc/self/status (empty when unreadable).
+func epermReasonFrom(disabled, group string, status []byte) string {
+	switch strings.TrimSpace(disabled) {
+	case "2":
+		return "kernel.io_uring_disabled=2 turns io_uring off for every process (EPERM); set it to 0 (sysctl -w kernel.io_uring_disabled=0)"
+	case "1":
+		return fmt.Sprintf("kernel.io_uring_disabled=1 limits io_uring to CAP_SYS_ADMIN and group %s (EPERM); add this process to that group or set the sysctl to 0",
+			strings.TrimSpace(group))
 	}
-	if st, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range bytes.Split(st, []byte("\n")) {
-			if bytes.HasPrefix(line, []byte("Seccomp:")) && bytes.Contains(line, []byte("2")) {
-				return "a seccomp filter blocks io_uring_setup (EPERM), as Docker's and containerd's default profiles do; run with a profile that allows io_uring_setup, io_uring_enter and io_uring_register"
-			}
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("Seccomp:")); ok && bytes.Equal(bytes.TrimSpace(v), []byte("2")) {
+			return "a seccomp filter blocks io_uring_setup (EPERM), as Docker's and containerd's default profiles do; run with a profile that allows io_uring_setup, io_uring_enter and io_uring_register"
 		}
 	}
 	return "io_uring_setup was refused (EPERM): a seccomp filter, an LSM policy or kernel.io_uring_disabled may be the cause"

@@ -54,12 +54,13 @@ var ErrRecvmsgTruncated = errors.New("ring: recvmsg_out lengths exceed the buffe
 // RecvmsgOutView is a parsed io_uring_recvmsg_out buffer from a multishot recvmsg:
 // views into the buffer, no copies.
 type RecvmsgOutView struct {
-	Header  RecvmsgOut
-	Name    []byte // the source address, at most the msg_namelen of the request
-	Control []byte // ancillary data, at most msg_controllen
-	Payload []byte // the datagram bytes that fit
-	// NameTruncated and ControlTruncated report the kernel had more than fit.
-	NameTruncated    bool
+	Header  RecvmsgOut // the header as the kernel wrote it
+	Name    []byte     // the source address, at most the msg_namelen of the request
+	Control []byte     // ancillary data, at most msg_controllen
+	Payload []byte     // the datagram bytes that fit
+	// NameTruncated reports the source address was longer than nameLen.
+	NameTruncated bool
+	// ControlTruncated reports MSG_CTRUNC or a control length over controlLen.
 	ControlTruncated bool
 	// PayloadTruncated reports MSG_TRUNC: the datagram was larger than the buffer.
 	PayloadTruncated bool
@@ -102,6 +103,9 @@ func ParseRecvmsgOut(buf []byte, nameLen, controlLen uint32) (RecvmsgOutView, er
 		cl = controlLen
 		v.ControlTruncated = true
 	}
+	if h.Flags&msgCtrunc != 0 {
+		v.ControlTruncated = true
+	}
 	v.Control = buf[off : off+int(cl) : off+int(cl)]
 	off += int(controlLen)
 	avail := uint64(len(buf) - off)
@@ -117,6 +121,9 @@ func ParseRecvmsgOut(buf []byte, nameLen, controlLen uint32) (RecvmsgOutView, er
 	return v, nil
 }
 
-const msgTrunc = 0x20 // MSG_TRUNC
+const (
+	msgTrunc  = 0x20 // MSG_TRUNC
+	msgCtrunc = 0x08 // MSG_CTRUNC
+)
 
 func le32(b []byte) uint32 { return binary.NativeEndian.Uint32(b) }

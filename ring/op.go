@@ -66,6 +66,10 @@ const (
 	OpBind
 	OpListen
 	OpRecvZC
+	OpEpollWait   // 6.15
+	OpReadvFixed  // 6.15
+	OpWritevFixed // 6.15
+	OpPipe        // 6.16
 	opLast
 )
 
@@ -78,6 +82,7 @@ var opNames = [...]string{
 	"SYMLINKAT", "LINKAT", "MSG_RING", "FSETXATTR", "SETXATTR", "FGETXATTR", "GETXATTR", "SOCKET",
 	"URING_CMD", "SEND_ZC", "SENDMSG_ZC", "READ_MULTISHOT", "WAITID", "FUTEX_WAIT", "FUTEX_WAKE",
 	"FUTEX_WAITV", "FIXED_FD_INSTALL", "FTRUNCATE", "BIND", "LISTEN", "RECV_ZC",
+	"EPOLL_WAIT", "READV_FIXED", "WRITEV_FIXED", "PIPE",
 }
 
 // String returns the kernel's name for the opcode without the IORING_OP_ prefix.

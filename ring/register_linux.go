@@ -15,34 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Register opcodes (enum io_uring_register_op).
-const (
-	regBuffers           = 0
-	unregBuffers         = 1
-	regFiles             = 2
-	unregFiles           = 3
-	regEventFD           = 4
-	unregEventFD         = 5
-	regFilesUpdate       = 6
-	regEventFDAsync      = 7
-	regProbe             = 8
-	regRestrictions      = 11
-	regEnableRings       = 12
-	regFiles2            = 13
-	regFilesUpdate2      = 14
-	regBuffers2          = 15
-	regBuffersUpdate     = 16
-	regRingFDs           = 20
-	unregRingFDs         = 21
-	regPbufRing          = 22
-	unregPbufRing        = 23
-	regFileAllocRange    = 25
-	regPbufStatus        = 26
-	regNAPI              = 27
-	unregNAPI            = 28
-	regUseRegisteredRing = 1 << 31
-)
-
 // Register calls io_uring_register(2) with a raw opcode. The typed methods below
 // cover what ringwire uses; this is the escape hatch.
 func (r *Ring) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {
@@ -298,33 +270,3 @@ func (r *Ring) EnableRings() error {
 	_, err := r.Register(regEnableRings, nil, 0)
 	return err
 }
-
-// AllowSQEOp is a Restriction that permits SQE opcode op.
-func AllowSQEOp(op Op) Restriction { return Restriction{Opcode: restrictSQEOp, Arg: uint8(op)} }
-
-// AllowRegisterOp is a Restriction that permits io_uring_register opcode op.
-func AllowRegisterOp(op uint8) Restriction { return Restriction{Opcode: restrictRegisterOp, Arg: op} }
-
-// AllowSQEFlags is a Restriction that permits the SQE flags f.
-func AllowSQEFlags(f SQEFlags) Restriction {
-	return Restriction{Opcode: restrictSQEFlagsOK, Arg: uint8(f)}
-}
-
-// NetworkingOps are the opcodes a networking ring needs; with
-// RegisterRestrictions they confine a ring to them.
-var NetworkingOps = []Op{
-	OpNop, OpAccept, OpConnect, OpRecv, OpSend, OpRecvmsg, OpSendmsg, OpSendZC, OpSendmsgZC,
-	OpClose, OpShutdown, OpAsyncCancel, OpTimeout, OpTimeoutRemove, OpLinkTimeout, OpPollAdd,
-	OpPollRemove, OpMsgRing, OpSocket, OpSplice, OpRead, OpWrite, OpReadFixed, OpWriteFixed,
-	OpFutexWait, OpFutexWake, OpBind, OpListen,
-}
-
-// Register opcodes a networking ring may need after restrictions are applied.
-const (
-	RegisterOpBuffers       = regBuffers
-	RegisterOpFilesUpdate2  = regFilesUpdate2
-	RegisterOpBuffersUpdate = regBuffersUpdate
-	RegisterOpPbufRing      = regPbufRing
-	RegisterOpUnregPbufRing = unregPbufRing
-	RegisterOpEventFD       = regEventFD
-)

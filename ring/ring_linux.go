@@ -6,17 +6,28 @@ package ring
 // mapped from the ring fd with MAP_SHARED|MAP_POPULATE and never touched by the Go
 // garbage collector. The head/tail words are accessed with sync/atomic, whose loads
 // and stores are sequentially consistent on every Go port and therefore at least as
-// strong as liburing's io_uring_smp_load_acquire / io_uring_smp_store_release:
+// strong as liburing's io_uring_smp_load_acquire / io_uring_smp_store_release
+// (include/liburing/barrier.h) and, between a store and a later load, as strong
+// as io_uring_smp_mb:
 //
 //   - SQ tail: atomic store after the SQE bytes are written (liburing
 //     __io_uring_flush_sq: io_uring_smp_store_release(sq->ktail)), so the kernel
 //     never sees a tail that covers an SQE still being filled.
-//   - SQ head: atomic load (io_uring_smp_load_acquire(sq->khead)) before reusing a slot.
+//   - SQ head: atomic load (io_uring_smp_load_acquire(sq->khead) in
+//     _io_uring_get_sqe) before reusing a slot the kernel may still be reading.
+//   - SQ flags: atomic load (IO_URING_READ_ONCE(*sq->kflags)). For SQPOLL the
+//     NEED_WAKEUP check must not be reordered before the tail store; liburing puts
+//     io_uring_smp_mb() between them (sq_ring_needs_enter), here the seq-cst
+//     store/load pair gives the same order.
 //   - CQ tail: atomic load (io_uring_smp_load_acquire(cq->ktail)) before reading CQEs.
 //   - CQ head: atomic store after the CQEs were copied out
 //     (io_uring_cq_advance: io_uring_smp_store_release(cq->khead)), so the kernel
-//     never overwrites a CQE we are still reading.
-//   - SQ flags: atomic load (IO_URING_READ_ONCE(*sq->kflags)).
+//     never overwrites a CQE we are still reading. Only this side writes the CQ
+//     head and the SQ tail, so reading them back needs no atomic.
+//
+// The registered ring fd (IORING_REGISTER_RING_FDS) lives in the registering
+// thread's io_uring task context, so it is used only for rings that are bound to
+// one thread anyway (SetupSingleIssuer); see Config.NoRegisterRingFD.
 
 import (
 	"errors"
@@ -29,46 +40,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// Config configures a Ring. The zero value (or nil) gives a 256-entry SQ with a
-// 1024-entry CQ and no setup flags.
-type Config struct {
-	// Entries is the submission queue size, rounded up to a power of two by the kernel.
-	// Default 256.
-	Entries uint32
-	// CQEntries is the completion queue size. It must be larger than Entries;
-	// default 4*Entries, since multishot operations post many CQEs per SQE.
-	CQEntries uint32
-	// Flags are extra IORING_SETUP_* flags. CQSIZE is always set.
-	Flags SetupFlags
-	// SQThreadIdle is the SQPOLL thread's idle time before it sleeps (SQPOLL only).
-	SQThreadIdle time.Duration
-	// SQThreadCPU pins the SQPOLL thread when SQAff is set in Flags.
-	SQThreadCPU uint32
-	// NoRegisterRingFD disables registering the ring fd (IORING_REGISTER_RING_FDS,
-	// 5.18), which saves an fdget/fdput per io_uring_enter.
-	NoRegisterRingFD bool
-}
-
-func (c *Config) withDefaults() (Config, error) {
-	var out Config
-	if c != nil {
-		out = *c
-	}
-	if out.Entries == 0 {
-		out.Entries = 256
-	}
-	if out.CQEntries == 0 {
-		out.CQEntries = 4 * out.Entries
-	}
-	if out.CQEntries <= out.Entries {
-		return out, fmt.Errorf("ring: CQEntries (%d) must be larger than Entries (%d)", out.CQEntries, out.Entries)
-	}
-	if out.Flags&SetupSQPoll == 0 && out.SQThreadIdle != 0 {
-		return out, errors.New("ring: SQThreadIdle set without SetupSQPoll")
-	}
-	return out, nil
-}
 
 // Ring is one io_uring instance: its submission and completion queues.
 //
@@ -107,6 +78,9 @@ type Ring struct {
 	arg GeteventsArg
 	ts  Timespec
 
+	// After Close the head/tail pointers point here, so a use after Close finds
+	// an empty, full-looking ring instead of unmapped memory.
+	dead   [8]uint32
 	closed bool
 }
 
@@ -131,7 +105,7 @@ func New(cfg *Config) (*Ring, error) {
 		r.Close()
 		return nil, err
 	}
-	if !c.NoRegisterRingFD {
+	if !c.NoRegisterRingFD && c.Flags&SetupSingleIssuer != 0 {
 		// A registration failure (kernel < 5.18) only costs speed.
 		_ = r.registerRingFD()
 	}
@@ -217,7 +191,9 @@ func mmapRegion(fd int, off int64, size int) ([]byte, error) {
 
 // Close unregisters the ring fd, unmaps the rings and closes the fd. It is safe to
 // call more than once; calls after the first return nil. Operations still in
-// flight are cancelled by the kernel when the fd is closed.
+// flight are cancelled by the kernel when the fd is closed. After Close, GetSQE
+// returns nil, PeekBatch and Reap return 0, and calls that would enter the
+// kernel return ErrClosed. A SetupSingleIssuer ring must be closed on its thread.
 func (r *Ring) Close() error {
 	if r == nil || r.closed {
 		return nil
@@ -237,6 +213,9 @@ func (r *Ring) Close() error {
 		errs = append(errs, unix.Munmap(r.sqRing))
 	}
 	r.sqeMem, r.cqRing, r.sqRing, r.sqes, r.cqes, r.sqArray = nil, nil, nil, nil, nil, nil
+	r.sqHead, r.sqTail, r.sqFlags, r.sqDropped = &r.dead[0], &r.dead[1], &r.dead[2], &r.dead[3]
+	r.cqHead, r.cqTail, r.cqOverflow, r.cqFlags = &r.dead[4], &r.dead[5], &r.dead[6], &r.dead[7]
+	r.sqEntries, r.sqMask, r.cqMask, r.sqeHead, r.sqeTail = 0, 0, 0, 0, 0
 	if r.fd >= 0 {
 		errs = append(errs, unix.Close(r.fd))
 		r.fd = -1
@@ -290,43 +269,60 @@ func (r *Ring) flushSQ() uint32 {
 
 // Submit hands prepared SQEs to the kernel and returns how many it consumed.
 // liburing: io_uring_submit.
-func (r *Ring) Submit() (int, error) { return r.submit(0, 0) }
+func (r *Ring) Submit() (int, error) { return r.submit(0, false) }
 
 // SubmitAndWait submits and waits until at least waitNr completions are ready.
 // liburing: io_uring_submit_and_wait.
-func (r *Ring) SubmitAndWait(waitNr uint32) (int, error) { return r.submit(waitNr, 0) }
+func (r *Ring) SubmitAndWait(waitNr uint32) (int, error) { return r.submit(waitNr, false) }
 
-func (r *Ring) submit(waitNr uint32, extra uint32) (int, error) {
-	toSubmit := r.flushSQ()
-	flags := r.enterFlag | extra
-	if waitNr > 0 || r.cqNeedsEnter() {
-		flags |= enterGetEvents
+// SubmitAndGetEvents submits and, in the same io_uring_enter, runs pending task
+// work and flushes overflowed completions without waiting; with
+// SetupDeferTaskrun this is how completions become visible without blocking.
+// liburing: io_uring_submit_and_get_events.
+func (r *Ring) SubmitAndGetEvents() (int, error) { return r.submit(0, true) }
+
+// submit is liburing's __io_uring_submit: enter the kernel only when there is
+// something to submit (and no SQPOLL thread to do it) or completions to wait for
+// or to flush.
+func (r *Ring) submit(waitNr uint32, getEvents bool) (int, error) {
+	if r.closed {
+		return 0, ErrClosed
 	}
-	if r.params.Flags&SetupSQPoll != 0 {
-		if atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
+	submitted := r.flushSQ()
+	var flags uint32
+	needEnter := false
+	if submitted > 0 { // liburing sq_ring_needs_enter
+		if r.params.Flags&SetupSQPoll == 0 {
+			needEnter = true
+		} else if atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 { // ordered after the tail store: see the file comment
 			flags |= enterSQWakeup
-		} else if flags&enterGetEvents == 0 {
-			return int(toSubmit), nil // the poller picks them up
+			needEnter = true
 		}
-		toSubmit = 0
 	}
-	if toSubmit == 0 && flags&enterGetEvents == 0 {
-		return 0, nil
+	if getEvents || waitNr > 0 || r.cqNeedsEnter() {
+		flags |= enterGetEvents
+		needEnter = true
 	}
-	n, err := r.enter(toSubmit, waitNr, flags, nil, 0)
+	if !needEnter {
+		return int(submitted), nil
+	}
+	n, err := r.enter(submitted, waitNr, flags|r.enterFlag, nil, 0)
 	return int(n), err
 }
 
 // cqNeedsEnter reports whether completions are held back in the kernel: an
-// overflowed CQ or task work flagged by IORING_SETUP_TASKRUN_FLAG.
-// liburing: cq_ring_needs_enter.
+// overflowed CQ, task work flagged by IORING_SETUP_TASKRUN_FLAG, or an IOPOLL
+// ring, which completes only when polled. liburing: cq_ring_needs_enter.
 func (r *Ring) cqNeedsEnter() bool {
-	return atomic.LoadUint32(r.sqFlags)&(sqCQOverflow|sqTaskrun) != 0
+	return r.params.Flags&SetupIOPoll != 0 || atomic.LoadUint32(r.sqFlags)&(sqCQOverflow|sqTaskrun) != 0
 }
 
 // enter is the one io_uring_enter call site. It uses Syscall6 (not RawSyscall) so
 // a blocking wait hands the P to another M.
 func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argSize uintptr) (uint32, error) {
+	if r.closed {
+		return 0, ErrClosed
+	}
 	for {
 		n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, r.enterFD, uintptr(toSubmit), uintptr(minComplete),
 			uintptr(flags), uintptr(arg), argSize)
@@ -343,16 +339,21 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 // WaitCQEs submits pending SQEs and waits until at least n completions are ready,
 // or until timeout passes (timeout <= 0 waits without limit). With minWait > 0 and
 // FeatMinTimeout (Linux 6.12), the kernel waits at least minWait for n completions
-// and afterwards returns as soon as one is ready. A timeout returns an error
-// wrapping ETIME; callers typically treat it as "nothing yet".
+// and afterwards returns as soon as one is ready (with no timeout, minWait itself
+// ends the wait). When the time is up with the CQ still empty the error is
+// syscall.ETIME itself (not wrapped, so it does not allocate); callers typically
+// treat it as "nothing yet". When it is up with fewer than n but at least one
+// completion ready, the result is a nil error. An interrupted wait (EINTR) is
+// restarted with the full timeout.
 // liburing: io_uring_submit_and_wait_min_timeout / io_uring_submit_and_wait_timeout.
 func (r *Ring) WaitCQEs(n uint32, timeout, minWait time.Duration) (int, error) {
 	if timeout <= 0 && minWait <= 0 {
-		return r.submit(n, 0)
+		return r.submit(n, false)
 	}
-	toSubmit := r.flushSQ()
-	if r.params.Flags&SetupSQPoll != 0 {
-		toSubmit = 0
+	submitted := r.flushSQ()
+	flags := r.enterFlag | enterGetEvents | enterExtArg
+	if r.params.Flags&SetupSQPoll != 0 && atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
+		flags |= enterSQWakeup
 	}
 	r.arg = GeteventsArg{}
 	if timeout > 0 {
@@ -362,8 +363,7 @@ func (r *Ring) WaitCQEs(n uint32, timeout, minWait time.Duration) (int, error) {
 	if minWait > 0 && r.params.Features&FeatMinTimeout != 0 {
 		r.arg.MinWaitUsec = uint32(minWait / time.Microsecond)
 	}
-	flags := r.enterFlag | enterGetEvents | enterExtArg
-	got, err := r.enter(toSubmit, n, flags, unsafe.Pointer(&r.arg), unsafe.Sizeof(r.arg))
+	got, err := r.enter(submitted, n, flags, unsafe.Pointer(&r.arg), unsafe.Sizeof(r.arg))
 	return int(got), err
 }
 
@@ -423,6 +423,6 @@ func (r *Ring) FlushOverflow() error {
 }
 
 // GetEvents runs pending task work and flushes overflow without waiting; with
-// DEFER_TASKRUN this is how completions become visible without blocking.
-// liburing: io_uring_get_events.
+// DEFER_TASKRUN this is how completions become visible without blocking. It does
+// not submit. liburing: io_uring_get_events.
 func (r *Ring) GetEvents() error { return r.FlushOverflow() }

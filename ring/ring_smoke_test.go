@@ -51,7 +51,7 @@ func TestProbeKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("last op %v features %v setup %v probe %+v", p.LastOp, p.Features, p.Setup, *p)
+	t.Logf("last op %v features %v setup %v", p.LastOp, p.Features, p.Setup)
 	if !p.Supports(OpNop) || !p.Supports(OpSendZC) {
 		t.Fatal("NOP/SEND_ZC not reported")
 	}
