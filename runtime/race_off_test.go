@@ -1,0 +1,5 @@
+//go:build linux && !race
+
+package runtime
+
+const raceScale = 1
