@@ -1,0 +1,70 @@
+//go:build linux
+
+package sockaddr
+
+// This is the one file outside ring/ and bufring/ that uses unsafe. Its
+// invariant: unix.RawSockaddrAny is a plain struct of SizeofAny bytes with no
+// Go pointers (struct sockaddr_storage), so viewing it as bytes is sound for as
+// long as the *unix.RawSockaddrAny stays reachable, which the returned slice
+// guarantees by pointing into it.
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+var _ [SizeofAny - unsafe.Sizeof(unix.RawSockaddrAny{})]struct{}
+var _ [unsafe.Sizeof(unix.RawSockaddrAny{}) - SizeofAny]struct{}
+
+// AnyBytes returns rsa's memory as bytes, for Decode after an accept or a
+// getsockname/getpeername that filled it.
+func AnyBytes(rsa *unix.RawSockaddrAny) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(rsa)), SizeofAny)
+}
+
+// ToUnix returns ap as the x/sys/unix Sockaddr a socket of family takes
+// (for bind and for the fallback paths that call x/sys/unix directly).
+func ToUnix(ap netip.AddrPort, family int) (unix.Sockaddr, error) {
+	a := ap.Addr()
+	if !a.IsValid() {
+		return nil, ErrInvalidAddr
+	}
+	switch family {
+	case FamilyInet:
+		if a.Is4In6() {
+			a = a.Unmap()
+		}
+		if !a.Is4() {
+			return nil, ErrFamilyAddrV6
+		}
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}, nil
+	case FamilyInet6:
+		sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+		var r Raw
+		if err := r.Set(ap, family); err == nil {
+			sa.ZoneId = binary.NativeEndian.Uint32(r.Buf[24:])
+		}
+		return sa, nil
+	}
+	return nil, ErrFamily
+}
+
+// FromUnix returns the address of an x/sys/unix Sockaddr (from Getsockname,
+// Getpeername, Accept4); IPv4-mapped addresses are unmapped as in Decode.
+func FromUnix(sa unix.Sockaddr) (netip.AddrPort, error) {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), nil
+	case *unix.SockaddrInet6:
+		var r Raw
+		binary.NativeEndian.PutUint16(r.Buf[0:], FamilyInet6)
+		binary.BigEndian.PutUint16(r.Buf[2:], uint16(sa.Port))
+		copy(r.Buf[8:24], sa.Addr[:])
+		binary.NativeEndian.PutUint32(r.Buf[24:], sa.ZoneId)
+		return Decode(r.Buf[:])
+	}
+	return netip.AddrPort{}, ErrFamily
+}

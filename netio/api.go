@@ -1,0 +1,59 @@
+package netio
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/ringwire/ringwire/runtime"
+)
+
+// ListenConfig creates listeners on a runtime's loops; the zero value uses
+// the default runtime (see DefaultRuntime) and default Config.
+type ListenConfig struct {
+	// Runtime runs the sockets; nil means the default runtime.
+	Runtime *runtime.Runtime
+	// Config holds the options; nil means defaults.
+	Config *Config
+}
+
+// Dialer connects on a runtime's loops; the zero value uses the default
+// runtime and default Config.
+type Dialer struct {
+	// Runtime runs the sockets; nil means the default runtime.
+	Runtime *runtime.Runtime
+	// Config holds the options; nil means defaults.
+	Config *Config
+	// Timeout bounds the connect, as net.Dialer.Timeout does; 0 means none
+	// beyond the context's.
+	Timeout time.Duration
+	// LocalAddr is honoured only on the package net fallback path.
+	LocalAddr net.Addr
+}
+
+// Listen announces on the local network address, like net.Listen, for "tcp",
+// "tcp4" and "tcp6", on the default runtime.
+func Listen(network, address string) (net.Listener, error) {
+	var lc ListenConfig
+	return lc.Listen(context.Background(), network, address)
+}
+
+// Dial connects to address, like net.Dial, for "tcp", "tcp4", "tcp6", "udp",
+// "udp4" and "udp6", on the default runtime.
+func Dial(network, address string) (net.Conn, error) {
+	var d Dialer
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext is Dial with a context bounding the connect.
+func DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var d Dialer
+	return d.DialContext(ctx, network, address)
+}
+
+// ListenPacket announces on the local address, like net.ListenPacket, for
+// "udp", "udp4" and "udp6", on the default runtime.
+func ListenPacket(network, address string) (net.PacketConn, error) {
+	var lc ListenConfig
+	return lc.ListenPacket(context.Background(), network, address)
+}

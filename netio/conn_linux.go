@@ -1,0 +1,606 @@
+//go:build linux
+
+package netio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/bufring"
+	"github.com/ringwire/ringwire/ring"
+	"github.com/ringwire/ringwire/runtime"
+)
+
+// Operation tags of a Conn.
+const (
+	tagRecv uint64 = iota + 1
+	tagSend
+	tagShutdown
+)
+
+const msgNoSignal = unix.MSG_NOSIGNAL
+
+// maxChunk is the largest arena block Write asks for: the largest of
+// bufring.DefaultClasses.
+const maxChunk = 256 << 10
+
+// Conn states.
+const (
+	stOpen uint8 = iota
+	stClosing
+	stClosed
+)
+
+// send kinds.
+const (
+	sendCopy     uint8 = iota + 1 // bytes copied into an arena lease
+	sendUser                      // caller memory, pinned; the caller waits
+	sendLease                     // a received buffer, forwarded
+	sendShutdown                  // shutdown(SHUT_WR) after what precedes it
+)
+
+type sendReq struct {
+	buf    []byte
+	off    int
+	kind   uint8
+	notify bool
+	fixed  bufring.FixedLease
+	lease  bufring.Lease
+	tag    uint64
+	res    int32
+	zc     bool
+}
+
+// Conn is a TCP connection of the handler API. It lives on one loop; all its
+// methods are loop thread only (call them from Handler callbacks or from a
+// runtime.Task posted to Loop()), except where documented.
+type Conn struct {
+	ls     *loopState
+	cfg    *Config
+	fd     int
+	h      Handler
+	hPeer  PeerCloseHandler
+	hSent  SendHandler
+	hWrite WritableHandler
+	local  netip.AddrPort
+	remote netip.AddrPort
+	ctx    any
+
+	recvOp   runtime.OpID
+	sendOp   runtime.OpID
+	extraOps int // connect, shutdown
+
+	state      uint8
+	paused     bool // receive paused by PauseRecv
+	peerClosed bool
+	starved    bool
+	zcOff      bool // the peer's SEND_ZC notifications said copied, or EOPNOTSUPP
+	highWater  bool // queue went above the high-water mark
+	drainClose bool // close with reason once the queue is empty
+	reason     error
+
+	sentN  int // bytes sent by the request OnSent reports
+	q      []sendReq
+	qhead  int
+	queued int
+}
+
+// connOps is the runtime.Handler face of a Conn, kept off its method set.
+type connOps Conn
+
+func newConn(ls *loopState, cfg *Config, fd int, h Handler) *Conn {
+	c := &Conn{ls: ls, cfg: cfg, fd: fd}
+	c.setHandler(h)
+	ls.fds[fd] = struct{}{}
+	return c
+}
+
+func (c *Conn) setHandler(h Handler) {
+	c.h = h
+	c.hPeer, _ = h.(PeerCloseHandler)
+	c.hSent, _ = h.(SendHandler)
+	c.hWrite, _ = h.(WritableHandler)
+}
+
+// Loop returns the loop the connection lives on. Any goroutine.
+func (c *Conn) Loop() *runtime.Loop { return c.ls.l }
+
+// FD returns the socket's file descriptor, for socket options. Do not close it.
+func (c *Conn) FD() int { return c.fd }
+
+// LocalAddr returns the local address. Any goroutine.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// RemoteAddr returns the peer's address. Any goroutine.
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+
+// SetContext stores a value for the handler's use.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// Context returns the value stored with SetContext.
+func (c *Conn) Context() any { return c.ctx }
+
+// Closed reports whether Close has been called or the connection has ended.
+func (c *Conn) Closed() bool { return c.state != stOpen }
+
+// Queued returns the bytes queued for sending and not yet sent.
+func (c *Conn) Queued() int { return c.queued }
+
+// start delivers OnOpen and arms the receive.
+func (c *Conn) start() {
+	c.h.OnOpen(c)
+	c.armRecv()
+}
+
+func (c *Conn) rearmRecv() {
+	c.starved = false
+	c.armRecv()
+}
+
+// armRecv arms the multishot receive unless it is armed, paused, starved or
+// finished.
+func (c *Conn) armRecv() {
+	if c.recvOp != 0 || c.state != stOpen || c.paused || c.peerClosed || c.starved {
+		return
+	}
+	sqe, id, err := c.ls.l.NewOp((*connOps)(c), tagRecv)
+	if err != nil {
+		c.Close(err)
+		return
+	}
+	sqe.PrepRecvMultishot(c.fd, c.ls.gid, 0)
+	c.recvOp = id
+}
+
+// PauseRecv stops receiving until ResumeRecv: the peer's data waits in the
+// socket buffer and then in the peer's, which slows the peer down.
+func (c *Conn) PauseRecv() {
+	if c.paused {
+		return
+	}
+	c.paused = true
+	if c.recvOp != 0 {
+		_ = c.ls.l.Cancel(c.recvOp)
+	}
+}
+
+// ResumeRecv undoes PauseRecv.
+func (c *Conn) ResumeRecv() {
+	if !c.paused {
+		return
+	}
+	c.paused = false
+	c.armRecv()
+}
+
+// HandleCompletion dispatches the Conn's completions.
+func (o *connOps) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
+	c := (*Conn)(o)
+	switch tag {
+	case tagRecv:
+		c.onRecv(cqe)
+	case tagSend:
+		c.onSend(cqe)
+	case tagShutdown:
+		c.extraOps--
+		c.onShutdownDone(cqe)
+	}
+}
+
+func (c *Conn) onRecv(cqe *ring.CQE) {
+	final := !cqe.More()
+	if final {
+		c.recvOp = 0
+	}
+	switch {
+	case cqe.Res > 0:
+		lease, err := c.ls.group.Lease(cqe)
+		if err != nil {
+			c.Close(err)
+			return
+		}
+		if c.state != stOpen {
+			lease.Release()
+		} else {
+			d := &c.ls.data
+			*d = Data{lease: lease, view: lease.Bytes()}
+			c.h.OnData(c, d)
+			if !d.kept {
+				lease.Release()
+			}
+			*d = Data{}
+		}
+		if final {
+			c.ls.l.CountRearm()
+			c.ls.stats.rearms.Add(1)
+			c.armRecv()
+		}
+	case cqe.Res == 0:
+		if cqe.HasBuffer() {
+			_, _ = c.ls.group.Lease(cqe) // a zero-byte lease is released by Lease
+		}
+		c.peerClosed = true
+		if c.recvOp != 0 {
+			_ = c.ls.l.Cancel(c.recvOp)
+		}
+		if c.state == stOpen {
+			if c.hPeer != nil {
+				c.hPeer.OnPeerClose(c)
+			} else {
+				c.closeAfterFlush(io.EOF)
+			}
+		}
+		c.maybeFinish()
+	default:
+		errno := cqe.Errno()
+		switch {
+		case errno == syscall.ENOBUFS:
+			_, _ = c.ls.group.Lease(cqe)
+			if final && c.state == stOpen {
+				c.starved = true
+				c.ls.starve(c)
+			}
+		case errno == syscall.ECANCELED:
+			if c.ls.l.Closing() {
+				c.Close(net.ErrClosed) // the loop is shutting down
+			} else if final {
+				c.armRecv() // cancelled by PauseRecv; ResumeRecv may have come since
+			}
+		default:
+			c.Close(os.NewSyscallError("recv", errno))
+		}
+		c.maybeFinish()
+	}
+}
+
+// Write copies b into loop-owned memory and queues it for sending; the
+// caller may reuse b at once. It returns ErrWriteQueueFull when the queue is
+// above Config.WriteHighWater (nothing is queued), net.ErrClosed after Close.
+func (c *Conn) Write(b []byte) error { return c.write(b, 0, false) }
+
+// WriteTag is Write with a tag reported to a SendHandler's OnSent.
+func (c *Conn) WriteTag(b []byte, tag uint64) error { return c.write(b, tag, true) }
+
+func (c *Conn) write(b []byte, tag uint64, notify bool) error {
+	if err := c.canQueue(); err != nil {
+		return err
+	}
+	if c.qhead == len(c.q) {
+		c.q, c.qhead = c.q[:0], 0 // as push would, so that first stays valid
+	}
+	first := len(c.q)
+	queued := 0
+	for len(b) > 0 {
+		fl, err := c.ls.arena.Alloc(min(len(b), maxChunk))
+		if err != nil {
+			// Undo this call's chunks (none is in flight: startSend has not
+			// run since they were queued).
+			for i := first; i < len(c.q); i++ {
+				c.q[i].fixed.Release()
+				c.q[i] = sendReq{}
+			}
+			c.q = c.q[:first]
+			c.queued -= queued
+			if errors.Is(err, bufring.ErrArenaExhausted) {
+				c.highWater = true
+				return ErrWriteQueueFull
+			}
+			return err
+		}
+		buf := fl.Bytes()
+		n := copy(buf, b)
+		b = b[n:]
+		r := c.push()
+		r.buf, r.kind, r.fixed = buf[:n], sendCopy, fl
+		if len(b) == 0 {
+			r.tag, r.notify = tag, notify
+		}
+		c.queued += n
+		queued += n
+	}
+	c.startSend()
+	return nil
+}
+
+// Send queues b for sending without copying it. b must stay unchanged and
+// reachable until OnSent reports tag (the Handler must be a SendHandler).
+func (c *Conn) Send(b []byte, tag uint64) error {
+	if err := c.canQueue(); err != nil {
+		return err
+	}
+	c.sendUser(b, tag)
+	return nil
+}
+
+// sendUser queues caller memory without the high-water check (net.Conn
+// Write, whose caller waits for the result).
+func (c *Conn) sendUser(b []byte, tag uint64) {
+	r := c.push()
+	r.buf, r.kind, r.tag, r.notify = b, sendUser, tag, true
+	c.queued += len(b)
+	c.startSend()
+}
+
+// SendLease sends view, which lies in the lease's buffer (a Data's Bytes
+// after Keep), without copying: with SEND_ZC from the registered buffer when
+// it is large enough, otherwise a plain send from it. The lease is released
+// when the send completes; to send the same bytes twice, Retain first.
+func (c *Conn) SendLease(l bufring.Lease, view []byte, tag uint64) error {
+	if err := c.canQueue(); err != nil {
+		l.Release()
+		return err
+	}
+	r := c.push()
+	r.buf, r.kind, r.lease, r.tag, r.notify = view, sendLease, l, tag, c.hSent != nil
+	c.queued += len(view)
+	c.startSend()
+	return nil
+}
+
+func (c *Conn) canQueue() error {
+	if c.state != stOpen {
+		return net.ErrClosed
+	}
+	if c.queued >= c.cfg.WriteHighWater {
+		c.highWater = true
+		return ErrWriteQueueFull
+	}
+	return nil
+}
+
+func (c *Conn) push() *sendReq {
+	if c.qhead == len(c.q) {
+		c.q = c.q[:0]
+		c.qhead = 0
+	}
+	c.q = append(c.q, sendReq{})
+	return &c.q[len(c.q)-1]
+}
+
+// CloseWrite shuts down the sending side (FIN) once everything queued before
+// it has been sent.
+func (c *Conn) CloseWrite() error {
+	if c.state != stOpen {
+		return net.ErrClosed
+	}
+	r := c.push()
+	r.kind = sendShutdown
+	c.startSend()
+	return nil
+}
+
+// startSend puts the head of the queue in flight.
+func (c *Conn) startSend() {
+	if c.sendOp != 0 || c.qhead == len(c.q) || c.state == stClosed {
+		return
+	}
+	r := &c.q[c.qhead]
+	l := c.ls.l
+	sqe, id, err := l.NewOp((*connOps)(c), tagSend)
+	if err != nil {
+		c.Close(err)
+		return
+	}
+	c.sendOp = id
+	if r.kind == sendShutdown {
+		sqe.PrepShutdown(c.fd, unix.SHUT_WR)
+		return
+	}
+	b := r.buf[r.off:]
+	r.zc = !c.zcOff && c.cfg.SendZCThreshold >= 0 && len(b) >= c.cfg.SendZCThreshold
+	if r.zc {
+		c.ls.stats.zcSends.Add(1)
+		idx, fixed := uint16(0), false
+		switch r.kind {
+		case sendCopy:
+			idx, fixed = r.fixed.FixedIndex()
+		case sendLease:
+			idx, fixed = r.lease.FixedIndex()
+		}
+		if fixed {
+			sqe.PrepSendZCFixed(c.fd, b, msgNoSignal|unix.MSG_WAITALL, ring.SendZCReportUsage, idx)
+		} else {
+			sqe.PrepSendZC(c.fd, b, msgNoSignal|unix.MSG_WAITALL, ring.SendZCReportUsage)
+		}
+	} else {
+		c.ls.stats.plainSends.Add(1)
+		sqe.PrepSend(c.fd, b, msgNoSignal|unix.MSG_WAITALL)
+	}
+	if r.kind == sendUser {
+		l.Pin(id, &b[0])
+	}
+}
+
+func (c *Conn) onSend(cqe *ring.CQE) {
+	r := &c.q[c.qhead]
+	if r.kind == sendShutdown {
+		c.sendOp = 0
+		c.qhead++
+		c.onShutdownDone(cqe)
+		c.afterSend()
+		return
+	}
+	if cqe.Notif() {
+		if cqe.ZCCopied() && !c.zcOff {
+			c.zcOff = true // the kernel copied anyway: plain sends are cheaper
+			c.ls.stats.zcAbandoned.Add(1)
+		}
+	} else {
+		r.res = cqe.Res
+		if cqe.More() {
+			return // wait for the notification: the buffer is still in use
+		}
+	}
+	c.sendOp = 0
+	res := r.res
+	switch {
+	case res >= 0:
+		r.off += int(res)
+		c.queued -= int(res)
+		if r.off < len(r.buf) && c.state == stOpen {
+			c.startSend()
+			return
+		}
+		if r.off < len(r.buf) {
+			c.finishSend(r, net.ErrClosed)
+		} else {
+			c.finishSend(r, nil)
+		}
+	case -res == int32(syscall.EOPNOTSUPP) && r.zc:
+		// SEND_ZC refused (an MPTCP socket, a protocol without zerocopy).
+		c.zcOff = true
+		c.ls.stats.zcAbandoned.Add(1)
+		c.startSend()
+		return
+	case c.state != stOpen:
+		c.finishSend(r, net.ErrClosed)
+	case -res == int32(syscall.ECANCELED) && !c.ls.l.Closing():
+		c.finishSend(r, errCanceled)
+	case -res == int32(syscall.ECANCELED):
+		c.finishSend(r, net.ErrClosed)
+		c.Close(net.ErrClosed)
+	default:
+		err := os.NewSyscallError("send", syscall.Errno(-res))
+		c.finishSend(r, err)
+		c.Close(err)
+	}
+	c.afterSend()
+}
+
+// errCanceled reports a send cancelled by cancelSend (a net.Conn deadline).
+var errCanceled = errors.New("netio: send cancelled")
+
+func (c *Conn) finishSend(r *sendReq, err error) {
+	c.queued -= len(r.buf) - r.off
+	switch r.kind {
+	case sendCopy:
+		r.fixed.Release()
+	case sendLease:
+		r.lease.Release()
+	}
+	tag, notify := r.tag, r.notify
+	c.sentN = r.off
+	*r = sendReq{}
+	c.qhead++
+	if notify && c.hSent != nil {
+		c.hSent.OnSent(c, tag, err)
+	}
+}
+
+func (c *Conn) afterSend() {
+	if c.highWater && c.queued < c.cfg.WriteHighWater/2 && c.state == stOpen {
+		c.highWater = false
+		if c.hWrite != nil {
+			c.hWrite.OnWritable(c)
+		}
+	}
+	if c.state == stOpen {
+		c.startSend()
+	}
+	c.maybeFinish()
+}
+
+// cancelSend cancels the send with tag: the in-flight one is cancelled in the
+// kernel, a queued one is dropped; OnSent reports errCanceled.
+func (c *Conn) cancelSend(tag uint64) {
+	for i := c.qhead; i < len(c.q); i++ {
+		if c.q[i].tag != tag || c.q[i].kind == sendShutdown {
+			continue
+		}
+		if i == c.qhead && c.sendOp != 0 {
+			_ = c.ls.l.Cancel(c.sendOp)
+			return
+		}
+		r := c.q[i]
+		copy(c.q[i:], c.q[i+1:])
+		c.q = c.q[:len(c.q)-1]
+		c.queued -= len(r.buf) - r.off
+		if r.kind == sendCopy {
+			r.fixed.Release()
+		} else if r.kind == sendLease {
+			r.lease.Release()
+		}
+		if r.notify && c.hSent != nil {
+			c.hSent.OnSent(c, r.tag, errCanceled)
+		}
+		return
+	}
+}
+
+func (c *Conn) onShutdownDone(cqe *ring.CQE) {
+	if cqe.Res < 0 && c.state == stOpen && cqe.Errno() != syscall.ENOTCONN {
+		c.Close(os.NewSyscallError("shutdown", cqe.Errno()))
+	}
+}
+
+// closeAfterFlush closes the connection with reason once the queue is empty.
+func (c *Conn) closeAfterFlush(reason error) {
+	c.drainClose = true
+	c.reason = reason
+	if c.qhead == len(c.q) {
+		c.Close(reason)
+	}
+}
+
+// Close closes the connection: the receive and any send in flight are
+// cancelled, queued sends are dropped (OnSent reports net.ErrClosed), and once
+// the kernel has let go of everything the socket is closed and OnClose is
+// called with reason. Calls after the first do nothing.
+func (c *Conn) Close(reason error) {
+	if c.state != stOpen {
+		return
+	}
+	c.state = stClosing
+	c.reason = reason
+	l := c.ls.l
+	if c.recvOp != 0 {
+		_ = l.Cancel(c.recvOp)
+	}
+	if c.sendOp != 0 {
+		_ = l.Cancel(c.sendOp)
+	}
+	// Drop what is queued behind the send in flight.
+	start := c.qhead
+	if c.sendOp != 0 {
+		start++
+	}
+	for i := start; i < len(c.q); i++ {
+		r := &c.q[i]
+		c.queued -= len(r.buf) - r.off
+		switch r.kind {
+		case sendCopy:
+			r.fixed.Release()
+		case sendLease:
+			r.lease.Release()
+		}
+		tag, notify := r.tag, r.notify && r.kind != sendShutdown
+		*r = sendReq{}
+		if notify && c.hSent != nil {
+			c.hSent.OnSent(c, tag, net.ErrClosed)
+		}
+	}
+	c.q = c.q[:start]
+	c.maybeFinish()
+}
+
+// maybeFinish closes the socket once no operation is in flight.
+func (c *Conn) maybeFinish() {
+	if c.state == stOpen && c.drainClose && c.qhead == len(c.q) && c.sendOp == 0 {
+		c.Close(c.reason)
+		return
+	}
+	if c.state != stClosing || c.recvOp != 0 || c.sendOp != 0 || c.extraOps != 0 {
+		return
+	}
+	c.state = stClosed
+	delete(c.ls.fds, c.fd)
+	closeFD(c.fd)
+	c.q = nil
+	c.h.OnClose(c, c.reason)
+}

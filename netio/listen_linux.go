@@ -1,0 +1,319 @@
+//go:build linux
+
+package netio
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ringwire/ringwire/ring"
+	"github.com/ringwire/ringwire/runtime"
+)
+
+const (
+	tagAccept uint64 = iota + 1
+	tagAcceptTimer
+)
+
+// Accept back-off after EMFILE/ENFILE/ENOMEM: the accept is re-armed after a
+// timer instead of at once, so a process out of descriptors does not spin.
+const (
+	acceptBackoffMin = time.Millisecond
+	acceptBackoffMax = 500 * time.Millisecond
+)
+
+// Server is a handler-API TCP listener: it accepts connections with
+// multishot accept on its loops and calls the Handler for each.
+type Server struct {
+	rt      *runtime.Runtime
+	cfg     Config
+	h       Handler
+	network string
+	addr    netip.AddrPort
+	accs    []*acceptor
+	boxes   []runtime.OpID // AcceptHandoff: the mailbox on each loop
+	closeMu sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup
+	// acceptErr, if set, is told of accept errors (net.Listener).
+	acceptErr func(error)
+}
+
+// acceptor is one listening socket and its multishot accept, on one loop.
+type acceptor struct {
+	s       *Server
+	l       *runtime.Loop
+	ls      *loopState
+	fd      int
+	op      runtime.OpID
+	timer   runtime.TimerID
+	backoff time.Duration
+	closing bool
+}
+
+// listenServer opens the listening socket(s) and starts accepting.
+func listenServer(rt *runtime.Runtime, cfg *Config, network, address string, ap netip.AddrPort, k netKind, h Handler) (*Server, error) {
+	s := &Server{rt: rt, cfg: *cfg, h: h, network: network}
+	backlog := cfg.Backlog
+	if backlog == 0 {
+		backlog = listenBacklog()
+	}
+	loops := rt.Loops()
+	n := 1
+	if cfg.Accept == AcceptReusePort {
+		n = len(loops)
+	}
+	var fds []int
+	fail := func(err error) (*Server, error) {
+		for _, fd := range fds {
+			closeFD(fd)
+		}
+		return nil, opErr("listen", network, nil, tcpAddrOrNil(ap), "listen", err)
+	}
+	bind := ap
+	for i := 0; i < n; i++ {
+		fd, local, err := listenSocket(k, bind, backlog, n > 1)
+		if err != nil {
+			return fail(err)
+		}
+		fds = append(fds, fd)
+		if i == 0 {
+			s.addr = local
+			bind = netip.AddrPortFrom(ap.Addr(), local.Port()) // the others share the port
+		}
+	}
+	if cfg.Accept == AcceptHandoff {
+		s.boxes = make([]runtime.OpID, len(loops))
+		for i, l := range loops {
+			err := runOn(l, func(l *runtime.Loop) error {
+				if _, err := stateOf(l); err != nil {
+					return err
+				}
+				s.boxes[i] = l.NewMailbox((*handoffBox)(s), 0)
+				return nil
+			})
+			if err != nil {
+				s.closeBoxes()
+				return fail(err)
+			}
+		}
+	}
+	for i, fd := range fds {
+		a := &acceptor{s: s, l: loops[i], fd: fd}
+		s.accs = append(s.accs, a)
+	}
+	for i, a := range s.accs {
+		s.wg.Add(1)
+		err := runOn(a.l, func(l *runtime.Loop) error {
+			ls, err := stateOf(l)
+			if err != nil {
+				return err
+			}
+			a.ls = ls
+			ls.fds[a.fd] = struct{}{}
+			a.arm()
+			return nil
+		})
+		if err != nil {
+			s.wg.Done()
+			for _, b := range s.accs[i+1:] {
+				closeFD(b.fd)
+			}
+			s.accs = s.accs[:i]
+			_ = s.Close()
+			return nil, opErr("listen", network, nil, tcpAddrOrNil(ap), "listen", err)
+		}
+	}
+	return s, nil
+}
+
+func tcpAddrOrNil(ap netip.AddrPort) net.Addr {
+	if !ap.Addr().IsValid() {
+		return &net.TCPAddr{Port: int(ap.Port())}
+	}
+	return net.TCPAddrFromAddrPort(ap)
+}
+
+// runOn runs f on l's thread and waits for it. Not for a loop thread.
+func runOn(l *runtime.Loop, f func(l *runtime.Loop) error) error {
+	res := make(chan error, 1)
+	if err := l.Post(runtime.TaskFunc(func(l *runtime.Loop) { res <- f(l) })); err != nil {
+		return err
+	}
+	return <-res
+}
+
+// Addr returns the listening address (the port chosen for port 0).
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Close stops accepting and closes the listening sockets; connections
+// already open stay open. It waits for the accepts to end.
+func (s *Server) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	for _, a := range s.accs {
+		if a.l.Post((*acceptClose)(a)) != nil {
+			s.wg.Done() // the loop is gone and closed the socket
+		}
+	}
+	s.wg.Wait()
+	s.closeBoxes()
+	return nil
+}
+
+func (s *Server) closeBoxes() {
+	for i, id := range s.boxes {
+		if id != 0 {
+			l := s.rt.Loops()[i]
+			_ = runOn(l, func(l *runtime.Loop) error { return l.CloseMailbox(id) })
+		}
+	}
+	s.boxes = nil
+}
+
+type acceptClose acceptor
+
+func (ac *acceptClose) Run(*runtime.Loop) {
+	a := (*acceptor)(ac)
+	a.closing = true
+	if a.op != 0 {
+		_ = a.l.Cancel(a.op)
+	}
+	if a.timer != 0 {
+		a.l.StopTimer(a.timer)
+		a.timer = 0
+	}
+	a.maybeDone()
+}
+
+func (a *acceptor) maybeDone() {
+	if a.closing && a.op == 0 && a.timer == 0 && a.fd >= 0 {
+		delete(a.ls.fds, a.fd)
+		closeFD(a.fd)
+		a.fd = -1
+		a.s.wg.Done()
+	}
+}
+
+func (a *acceptor) arm() {
+	if a.op != 0 || a.closing || a.timer != 0 {
+		return
+	}
+	sqe, id, err := a.l.NewOp(a, tagAccept)
+	if err != nil {
+		a.backoffArm()
+		return
+	}
+	sqe.PrepMultishotAccept(a.fd, nil, nil, 0x80000|0x800) // SOCK_CLOEXEC|SOCK_NONBLOCK
+	a.op = id
+}
+
+func (a *acceptor) backoffArm() {
+	if a.backoff == 0 {
+		a.backoff = acceptBackoffMin
+	} else if a.backoff < acceptBackoffMax {
+		a.backoff *= 2
+	}
+	a.timer = a.l.Timer(a, tagAcceptTimer, time.Now().Add(a.backoff))
+}
+
+// HandleCompletion handles accept CQEs and the back-off timer.
+func (a *acceptor) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
+	if tag == tagAcceptTimer {
+		a.timer = 0
+		if a.closing {
+			a.maybeDone()
+			return
+		}
+		a.arm()
+		return
+	}
+	final := !cqe.More()
+	if final {
+		a.op = 0
+	}
+	if cqe.Res >= 0 {
+		a.backoff = 0
+		a.ls.stats.accepted.Add(1)
+		a.s.dispatch(a, int(cqe.Res))
+	} else {
+		errno := cqe.Errno()
+		switch errno {
+		case syscall.ECANCELED:
+		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
+			a.ls.stats.acceptErrs.Add(1)
+			if a.backoff == 0 {
+				a.l.Logger().Warn("netio: accept failing, backing off", zap.Error(errno))
+			}
+			if !final {
+				_ = l.Cancel(a.op)
+			}
+			if a.timer == 0 && !a.closing {
+				a.backoffArm()
+			}
+			if f := a.s.acceptErr; f != nil {
+				f(os.NewSyscallError("accept4", errno))
+			}
+		default:
+			a.ls.stats.acceptErrs.Add(1) // ECONNABORTED and such: try again
+		}
+	}
+	if final {
+		if a.closing {
+			a.maybeDone()
+			return
+		}
+		if a.timer == 0 {
+			l.CountRearm()
+			a.arm()
+		}
+	}
+}
+
+// dispatch places an accepted socket on a loop.
+func (s *Server) dispatch(a *acceptor, fd int) {
+	if s.cfg.Accept == AcceptHandoff {
+		target := s.rt.Next()
+		if target != a.l {
+			if err := a.l.MsgRing(target, s.boxes[target.ID()], int32(fd)); err != nil {
+				closeFD(fd)
+			}
+			return
+		}
+	}
+	s.open(a.ls, fd)
+}
+
+// handoffBox receives sockets passed with MSG_RING.
+type handoffBox Server
+
+func (b *handoffBox) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
+	s := (*Server)(b)
+	ls, err := stateOf(l)
+	if err != nil || cqe.Res < 0 {
+		if cqe.Res >= 0 {
+			closeFD(int(cqe.Res))
+		}
+		return
+	}
+	s.open(ls, int(cqe.Res))
+}
+
+// open makes a Conn of an accepted socket on ls's loop and starts it.
+func (s *Server) open(ls *loopState, fd int) {
+	c := newConn(ls, &s.cfg, fd, s.h)
+	c.local, _ = localAddr(fd)
+	c.remote, _ = peerAddr(fd)
+	c.start()
+}

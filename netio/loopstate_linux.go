@@ -1,0 +1,157 @@
+//go:build linux
+
+package netio
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ringwire/ringwire/bufring"
+	"github.com/ringwire/ringwire/ring"
+	"github.com/ringwire/ringwire/runtime"
+)
+
+// groupID is the provided buffer group netio registers on a loop that has
+// none of its own (runtime.Config.Buffers unset).
+const groupID uint16 = 0x7277
+
+// rearmer is a socket whose multishot receive ended with ENOBUFS.
+type rearmer interface{ rearmRecv() }
+
+// loopState is what netio keeps per event loop: the provided buffer group
+// every receive of the loop selects from, the arena sends are copied into,
+// the sockets waiting for buffers, and the sockets to close at shutdown.
+// Loop thread only.
+type loopState struct {
+	l        *runtime.Loop
+	group    *bufring.Group
+	arena    *bufring.Arena
+	gid      uint16 // the group's buffer group id
+	ownGroup bool   // made here (else the runtime's, closed by it)
+	ownArena bool
+	starved  []rearmer
+	timer    runtime.TimerID
+	fds      map[int]struct{} // sockets open on this loop, closed at shutdown
+	data     Data             // reused for every OnData call
+	closed   bool
+	stats    *loopCounters
+}
+
+// loopCounters are netio's per-loop statistics; read with Stats.
+type loopCounters struct {
+	zcSends     atomic.Uint64
+	zcAbandoned atomic.Uint64
+	plainSends  atomic.Uint64
+	rearms      atomic.Uint64
+	starved     atomic.Uint64
+	accepted    atomic.Uint64
+	acceptErrs  atomic.Uint64
+	truncated   atomic.Uint64
+}
+
+// states maps a *runtime.Loop to its *loopState. Entries are added on the
+// loop thread the first time netio uses a loop and removed when the loop shuts
+// down (loopState is handed to Loop.Own).
+var states sync.Map
+
+// stateOf returns l's netio state, creating it (a buffer group, an arena and
+// their fixed-buffer registration) on first use. Loop thread only.
+func stateOf(l *runtime.Loop) (*loopState, error) {
+	if v, ok := states.Load(l); ok {
+		return v.(*loopState), nil
+	}
+	ls := &loopState{l: l, fds: make(map[int]struct{}), stats: &loopCounters{}}
+	// Use the loop's own group and arena (runtime.Config.Buffers/Arena) when
+	// it has them; otherwise make them here.
+	ls.group, ls.arena = l.Group(), l.Arena()
+	if ls.group == nil {
+		g, err := bufring.NewGroup(l.Ring(), &bufring.Config{GroupID: groupID, Logger: l.Logger()})
+		if err != nil {
+			return nil, err
+		}
+		ls.group, ls.ownGroup = g, true
+	}
+	if ls.arena == nil {
+		a, err := bufring.NewArena(nil)
+		if err != nil {
+			if ls.ownGroup {
+				_ = ls.group.Close()
+			}
+			return nil, err
+		}
+		ls.arena, ls.ownArena = a, true
+	}
+	ls.gid = ls.group.ID()
+	if ls.ownGroup || ls.ownArena {
+		if err := bufring.RegisterFixed(l.Ring(), ls.group, ls.arena); err != nil {
+			// The ring's fixed buffers are registered already: sends use
+			// SEND_ZC from plain addresses, which works, a little slower.
+			l.Logger().Info("netio: fixed buffers not registered", zap.Error(err))
+		}
+	}
+	states.Store(l, ls)
+	l.Own(ls)
+	return ls, nil
+}
+
+// Close runs when the loop shuts down, after every operation finished:
+// it closes the sockets still open on the loop and unmaps the buffers.
+func (ls *loopState) Close() error {
+	states.Delete(ls.l)
+	ls.closed = true
+	for fd := range ls.fds {
+		closeFD(fd)
+	}
+	clear(ls.fds)
+	var errs []error
+	if ls.ownGroup {
+		errs = append(errs, ls.group.Close())
+	}
+	if ls.ownArena {
+		errs = append(errs, ls.arena.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// starve queues r to re-arm its receive once buffers are back.
+func (ls *loopState) starve(r rearmer) {
+	ls.starved = append(ls.starved, r)
+	ls.stats.starved.Add(1)
+	if ls.timer == 0 {
+		ls.timer = ls.l.Timer(ls, 0, time.Now().Add(time.Millisecond))
+	}
+}
+
+// HandleCompletion is the starvation timer: publish released buffers and
+// re-arm as many starved receives as there are buffers for.
+func (ls *loopState) HandleCompletion(_ *runtime.Loop, _ uint64, _ *ring.CQE) {
+	ls.timer = 0
+	ls.kickStarved()
+}
+
+// kickStarved re-arms starved receives while the group has buffers.
+func (ls *loopState) kickStarved() {
+	if len(ls.starved) == 0 {
+		return
+	}
+	ls.group.Flush()
+	n := 0
+	for n < len(ls.starved) && ls.group.Available() > 0 {
+		ls.starved[n].rearmRecv()
+		ls.starved[n] = nil
+		n++
+	}
+	rest := copy(ls.starved, ls.starved[n:])
+	clear(ls.starved[rest:])
+	ls.starved = ls.starved[:rest]
+	if n > 0 {
+		ls.group.Rearmed()
+	}
+	if rest > 0 && ls.timer == 0 && !ls.closed {
+		ls.timer = ls.l.Timer(ls, 0, time.Now().Add(time.Millisecond))
+	}
+}

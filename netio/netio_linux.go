@@ -1,0 +1,468 @@
+//go:build linux
+
+package netio
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/internal/sockaddr"
+	"github.com/ringwire/ringwire/ring"
+	"github.com/ringwire/ringwire/runtime"
+)
+
+// The default runtime serves the package functions and zero ListenConfig
+// and Dialer values. It starts on first use with runtime.New(nil) and lives
+// until CloseDefault; the next use after that starts a new one.
+var defaultRT struct {
+	mu sync.Mutex
+	rt *runtime.Runtime
+}
+
+// DefaultRuntime returns the runtime the package functions use, starting it
+// if needed.
+func DefaultRuntime() (*runtime.Runtime, error) {
+	defaultRT.mu.Lock()
+	defer defaultRT.mu.Unlock()
+	if defaultRT.rt == nil {
+		rt, err := runtime.New(nil)
+		if err != nil {
+			return nil, err
+		}
+		defaultRT.rt = rt
+	}
+	return defaultRT.rt, nil
+}
+
+// CloseDefault closes the default runtime, if one was started, and joins its
+// loop goroutines. Connections and listeners on it fail with net.ErrClosed
+// afterwards. Programs that never call it leave the loops running until exit,
+// like package net's poller; tests that check for leaked goroutines call it.
+func CloseDefault() error {
+	defaultRT.mu.Lock()
+	rt := defaultRT.rt
+	defaultRT.rt = nil
+	defaultRT.mu.Unlock()
+	if rt == nil {
+		return nil
+	}
+	return rt.Close()
+}
+
+var (
+	availOnce sync.Once
+	availErr  error
+	forceLog  atomic.Bool
+)
+
+// fallback reports whether to use package net, logging the reason once.
+func fallback(cfg *Config) bool {
+	if cfg.ForceFallback {
+		if forceLog.CompareAndSwap(false, true) {
+			cfg.Logger.Info("netio: using package net: Config.ForceFallback is set")
+		}
+		return true
+	}
+	availOnce.Do(func() {
+		availErr = ring.Available()
+		if availErr != nil {
+			cfg.Logger.Warn("netio: io_uring unavailable, using package net", zap.Error(availErr))
+		}
+	})
+	return availErr != nil
+}
+
+func (lc *ListenConfig) runtime() (*runtime.Runtime, error) {
+	if lc.Runtime != nil {
+		return lc.Runtime, nil
+	}
+	return DefaultRuntime()
+}
+
+func (d *Dialer) runtime() (*runtime.Runtime, error) {
+	if d.Runtime != nil {
+		return d.Runtime, nil
+	}
+	return DefaultRuntime()
+}
+
+// Listen announces on the local address, as net.ListenConfig.Listen does.
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	cfg, err := lc.Config.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	k, ok := parseNetwork(network)
+	if !ok || !k.stream {
+		return nil, opErr("listen", network, nil, nil, "", net.UnknownNetworkError(network))
+	}
+	if fallback(&cfg) {
+		var nl net.ListenConfig
+		nl.SetMultipathTCP(false)
+		return nl.Listen(ctx, network, address)
+	}
+	rt, err := lc.runtime()
+	if err != nil {
+		return nil, opErr("listen", network, nil, nil, "", err)
+	}
+	aps, err := resolve(ctx, k, network, address, false)
+	if err != nil {
+		return nil, opErr("listen", network, nil, nil, "", err)
+	}
+	tl := &tcpListener{
+		accepted: make(chan *tcpConn, 4096),
+		errs:     make(chan error, 1),
+		closeCh:  make(chan struct{}),
+		network:  network,
+		cfg:      cfg,
+	}
+	s, err := listenServer(rt, &cfg, network, address, aps[0], k, tl)
+	if err != nil {
+		return nil, err
+	}
+	s.acceptErr = tl.onAcceptError
+	tl.s = s
+	tl.addr = net.TCPAddrFromAddrPort(s.addr)
+	return tl, nil
+}
+
+// Serve listens on address and calls h for each accepted connection (the
+// handler API). Close the Server to stop accepting.
+func (lc *ListenConfig) Serve(ctx context.Context, network, address string, h Handler) (*Server, error) {
+	cfg, err := lc.Config.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	k, ok := parseNetwork(network)
+	if !ok || !k.stream {
+		return nil, opErr("listen", network, nil, nil, "", net.UnknownNetworkError(network))
+	}
+	if cfg.ForceFallback || fallback(&cfg) {
+		return nil, opErr("listen", network, nil, nil, "", errNoHandlerFallback)
+	}
+	rt, err := lc.runtime()
+	if err != nil {
+		return nil, opErr("listen", network, nil, nil, "", err)
+	}
+	aps, err := resolve(ctx, k, network, address, false)
+	if err != nil {
+		return nil, opErr("listen", network, nil, nil, "", err)
+	}
+	return listenServer(rt, &cfg, network, address, aps[0], k, h)
+}
+
+var errNoHandlerFallback = errors.New("netio: the handler API needs io_uring and has no package net fallback")
+
+// tcpListener is the net.Listener face of a Server.
+type tcpListener struct {
+	s         *Server
+	cfg       Config
+	network   string
+	addr      *net.TCPAddr
+	accepted  chan *tcpConn
+	errs      chan error
+	closeCh   chan struct{}
+	closeOnce sync.Once
+}
+
+func (tl *tcpListener) onAcceptError(err error) {
+	select {
+	case tl.errs <- err:
+	default:
+	}
+}
+
+// Handler methods for accepted connections, on their loop.
+
+func (tl *tcpListener) OnOpen(c *Conn) {
+	t := newTCPConn(c.Loop(), &tl.cfg, tl.network)
+	t.attach(c)
+	_ = unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if isClosedChan(tl.closeCh) {
+		c.Close(net.ErrClosed)
+		return
+	}
+	select {
+	case tl.accepted <- t:
+	default:
+		c.Close(errors.New("netio: accept queue full")) // Accept is not keeping up
+	}
+}
+
+func (tl *tcpListener) OnData(*Conn, *Data)  {}
+func (tl *tcpListener) OnClose(*Conn, error) {}
+
+// Accept waits for the next connection.
+func (tl *tcpListener) Accept() (net.Conn, error) {
+	select {
+	case <-tl.closeCh:
+		return nil, opErr("accept", tl.network, nil, tl.addr, "", net.ErrClosed)
+	default:
+	}
+	select {
+	case t := <-tl.accepted:
+		return t, nil
+	case err := <-tl.errs:
+		return nil, opErr("accept", tl.network, nil, tl.addr, "accept4", err)
+	case <-tl.closeCh:
+		return nil, opErr("accept", tl.network, nil, tl.addr, "", net.ErrClosed)
+	}
+}
+
+// Close stops listening; connections already accepted stay open, those not
+// yet returned by Accept are closed.
+func (tl *tcpListener) Close() error {
+	first := false
+	tl.closeOnce.Do(func() { first = true; close(tl.closeCh) })
+	if !first {
+		return opErr("close", tl.network, nil, tl.addr, "", net.ErrClosed)
+	}
+	err := tl.s.Close()
+	for {
+		select {
+		case t := <-tl.accepted:
+			_ = t.Close()
+		default:
+			return err
+		}
+	}
+}
+
+// Addr returns the listener's address.
+func (tl *tcpListener) Addr() net.Addr { return tl.addr }
+
+// Dial connects to address, as net.Dialer.Dial does.
+func (d *Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext connects to address; ctx bounds the connect (and Timeout, if set).
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	cfg, err := d.Config.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	k, ok := parseNetwork(network)
+	if !ok {
+		return nil, opErr("dial", network, nil, nil, "", net.UnknownNetworkError(network))
+	}
+	if fallback(&cfg) {
+		nd := net.Dialer{Timeout: d.Timeout, LocalAddr: d.LocalAddr}
+		nd.SetMultipathTCP(false)
+		return nd.DialContext(ctx, network, address)
+	}
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	rt, err := d.runtime()
+	if err != nil {
+		return nil, opErr("dial", network, nil, nil, "", err)
+	}
+	aps, err := resolve(ctx, k, network, address, true)
+	if err != nil {
+		return nil, opErr("dial", network, nil, nil, "", err)
+	}
+	if !k.stream {
+		return dialUDP(rt, &cfg, network, k, aps[0])
+	}
+	var first error
+	for _, ap := range aps {
+		t, err := dialTCP(ctx, rt, &cfg, network, k, ap, nil)
+		if err == nil {
+			return t, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
+}
+
+// DialHandler connects to address and hands the connection to h (the
+// handler API): OnOpen runs on the connection's loop before DialHandler
+// returns. It must not be called from a loop thread.
+func (d *Dialer) DialHandler(ctx context.Context, network, address string, h Handler) (*Conn, error) {
+	cfg, err := d.Config.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	k, ok := parseNetwork(network)
+	if !ok || !k.stream {
+		return nil, opErr("dial", network, nil, nil, "", net.UnknownNetworkError(network))
+	}
+	if cfg.ForceFallback || fallback(&cfg) {
+		return nil, opErr("dial", network, nil, nil, "", errNoHandlerFallback)
+	}
+	rt, err := d.runtime()
+	if err != nil {
+		return nil, opErr("dial", network, nil, nil, "", err)
+	}
+	aps, err := resolve(ctx, k, network, address, true)
+	if err != nil {
+		return nil, opErr("dial", network, nil, nil, "", err)
+	}
+	var res dialResult
+	_, err = dialTCP(ctx, rt, &cfg, network, k, aps[0], &dialHandlerSpec{h: h, res: &res})
+	if err != nil {
+		return nil, err
+	}
+	return res.c, nil
+}
+
+type dialHandlerSpec struct {
+	h   Handler
+	res *dialResult
+}
+
+type dialResult struct{ c *Conn }
+
+// dialer is one connect in flight: its sockaddr is pinned while the kernel
+// reads it.
+type dialer struct {
+	raw       sockaddr.Raw
+	fd        int
+	op        runtime.OpID
+	done      chan error
+	cfg       *Config
+	t         *tcpConn
+	spec      *dialHandlerSpec
+	abandoned bool
+}
+
+const tagDialCancel = 100
+
+func (dl *dialer) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
+	dl.op = 0
+	if cqe.Res < 0 {
+		closeFD(dl.fd)
+		dl.done <- os.NewSyscallError("connect", cqe.Errno())
+		return
+	}
+	ls, err := stateOf(l)
+	if err != nil {
+		closeFD(dl.fd)
+		dl.done <- err
+		return
+	}
+	var h Handler
+	if dl.spec != nil {
+		h = dl.spec.h
+	} else {
+		h = dl.t
+	}
+	c := newConn(ls, dl.cfg, dl.fd, h)
+	c.local, _ = localAddr(dl.fd)
+	c.remote, _ = peerAddr(dl.fd)
+	if dl.t != nil {
+		dl.t.attach(c)
+	} else {
+		dl.spec.res.c = c
+	}
+	c.start()
+	dl.done <- nil
+}
+
+func dialTCP(ctx context.Context, rt *runtime.Runtime, cfg *Config, network string, k netKind, ap netip.AddrPort, spec *dialHandlerSpec) (*tcpConn, error) {
+	raddr := net.TCPAddrFromAddrPort(ap)
+	fail := func(err error) (*tcpConn, error) { return nil, opErr("dial", network, nil, raddr, "connect", err) }
+	if err := ctx.Err(); err != nil {
+		return fail(mapCtxErr(err))
+	}
+	family, _ := socketFor(k, ap)
+	fd, err := newSocket(family, unix.SOCK_STREAM, false)
+	if err != nil {
+		return fail(err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	l := rt.Next()
+	dl := &dialer{fd: fd, done: make(chan error, 1), cfg: cfg, spec: spec}
+	if err := dl.raw.Set(ap, family); err != nil {
+		closeFD(fd)
+		return fail(err)
+	}
+	if spec == nil {
+		dl.t = newTCPConn(l, cfg, network)
+	}
+	err = l.Post(runtime.TaskFunc(func(l *runtime.Loop) {
+		if _, err := stateOf(l); err != nil {
+			closeFD(fd)
+			dl.done <- err
+			return
+		}
+		sqe, id, err := l.NewOp(dl, 0)
+		if err != nil {
+			closeFD(fd)
+			dl.done <- err
+			return
+		}
+		sqe.PrepConnect(fd, dl.raw.Bytes())
+		l.Pin(id, dl)
+		dl.op = id
+	}))
+	if err != nil {
+		closeFD(fd)
+		return fail(net.ErrClosed)
+	}
+	select {
+	case err = <-dl.done:
+	case <-ctx.Done():
+		_ = l.Post(runtime.TaskFunc(func(l *runtime.Loop) {
+			if dl.op != 0 {
+				_ = l.Cancel(dl.op)
+			}
+		}))
+		err = <-dl.done
+		if err == nil {
+			// Connected just as the context ended: keep the promise of ctx.
+			if dl.t != nil {
+				_ = dl.t.Close()
+			} else {
+				c := spec.res.c
+				_ = runOn(l, func(*runtime.Loop) error { c.Close(ctx.Err()); return nil })
+			}
+		}
+		err = mapCtxErr(ctx.Err())
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return dl.t, nil
+}
+
+func mapCtxErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errTimeout
+	}
+	if errors.Is(err, context.Canceled) {
+		return errCanceledDial
+	}
+	return err
+}
+
+// Dial errors in package net's shapes.
+var (
+	errTimeout      error = &timeoutError{}
+	errCanceledDial       = errors.New("operation was canceled")
+)
+
+type timeoutError struct{}
+
+func (e *timeoutError) Error() string   { return "i/o timeout" }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
+func (e *timeoutError) Is(err error) bool {
+	return err == context.DeadlineExceeded || err == os.ErrDeadlineExceeded
+}

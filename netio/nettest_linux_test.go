@@ -1,0 +1,72 @@
+//go:build linux
+
+package netio
+
+import (
+	"net"
+	"testing"
+
+	"golang.org/x/net/nettest"
+)
+
+func makePipe(network, addr string, cfg *Config) nettest.MakePipe {
+	return func() (c1, c2 net.Conn, stop func(), err error) {
+		lc := ListenConfig{Config: cfg}
+		ln, err := lc.Listen(nil, network, addr)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		type res struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan res, 1)
+		go func() {
+			c, err := ln.Accept()
+			ch <- res{c, err}
+		}()
+		d := Dialer{Config: cfg}
+		c1, err = d.Dial(network, ln.Addr().String())
+		if err != nil {
+			ln.Close()
+			return nil, nil, nil, err
+		}
+		r := <-ch
+		ln.Close()
+		if r.err != nil {
+			c1.Close()
+			return nil, nil, nil, r.err
+		}
+		stop = func() {
+			c1.Close()
+			r.c.Close()
+		}
+		return c1, r.c, stop, nil
+	}
+}
+
+func TestNettestConnTCP4(t *testing.T) {
+	needRing(t)
+	nettest.TestConn(t, makePipe("tcp", "127.0.0.1:0", nil))
+}
+
+func TestNettestConnTCP6(t *testing.T) {
+	needRing(t)
+	if !nettest.SupportsIPv6() {
+		t.Skip("no IPv6")
+	}
+	nettest.TestConn(t, makePipe("tcp6", "[::1]:0", nil))
+}
+
+func TestNettestConnFallback(t *testing.T) {
+	nettest.TestConn(t, makePipe("tcp", "127.0.0.1:0", &Config{ForceFallback: true}))
+}
+
+// TestPauseCancelAfterResumeKeepsConn pins a bug: with a small read-ahead
+// the receive is paused (cancelled) and resumed often, and the -ECANCELED of
+// a cancel that a resume had overtaken was taken for the loop shutting down,
+// closing the connection ("use of closed network connection" in BasicIO).
+func TestPauseCancelAfterResumeKeepsConn(t *testing.T) {
+	needRing(t)
+	nettest.TestConn(t, makePipe("tcp", "127.0.0.1:0", &Config{ReadAhead: 16 << 10}))
+}

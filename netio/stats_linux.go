@@ -1,0 +1,27 @@
+//go:build linux
+
+package netio
+
+import "github.com/ringwire/ringwire/runtime"
+
+// StatsOf sums netio's counters over rt's loops. Any goroutine; the counters
+// are read atomically but not as one snapshot.
+func StatsOf(rt *runtime.Runtime) Stats {
+	var s Stats
+	for _, l := range rt.Loops() {
+		v, ok := states.Load(l)
+		if !ok {
+			continue
+		}
+		c := v.(*loopState).stats
+		s.ZCSends += c.zcSends.Load()
+		s.ZCAbandoned += c.zcAbandoned.Load()
+		s.PlainSends += c.plainSends.Load()
+		s.Rearms += c.rearms.Load()
+		s.Starved += c.starved.Load()
+		s.Accepted += c.accepted.Load()
+		s.AcceptErrors += c.acceptErrs.Load()
+		s.Truncated += c.truncated.Load()
+	}
+	return s
+}

@@ -1,0 +1,523 @@
+//go:build linux
+
+package netio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/bufring"
+	"github.com/ringwire/ringwire/runtime"
+)
+
+// tcpConn is the net.Conn face of a Conn: it is the Conn's Handler, queues
+// received leases for Read (which copies out of them) and turns each Write
+// into a send of the caller's pinned bytes that the writer waits for.
+type tcpConn struct {
+	c       *Conn // set on the loop before the tcpConn is published
+	l       *runtime.Loop
+	cfg     *Config
+	network string
+	laddr   *net.TCPAddr
+	raddr   *net.TCPAddr
+
+	mu        sync.Mutex
+	rq        []bufring.Lease // received, not yet read: rq[rhead:]
+	rhead     int
+	roff      int // bytes of rq[rhead] already read
+	rbytes    int
+	rerr      error // io.EOF after the peer's FIN, or why the Conn ended
+	paused    bool
+	rel       []bufring.Lease // read, to be released on the loop
+	relSpare  []bufring.Lease
+	relPosted bool
+	gone      bool // OnClose has run: the socket is closed
+	wbuf      []byte
+	wn        int
+	werr      error
+
+	rsig      chan struct{}
+	wsig      chan struct{}
+	closeCh   chan struct{}
+	closeOnce sync.Once
+	done      chan struct{} // closed by OnClose
+	readMu    sync.Mutex
+	writeMu   sync.Mutex
+	rdl, wdl  deadline
+
+	relT, writeT, cancelWT, closeT connTask
+}
+
+// relBatch is how many consumed leases a reader gathers before it posts
+// their release on its own.
+const relBatch = 4
+
+type connTask struct {
+	t  *tcpConn
+	op uint8
+}
+
+const (
+	taskRelease uint8 = iota
+	taskWrite
+	taskCancelWrite
+	taskClose
+)
+
+func (k *connTask) Run(l *runtime.Loop) { k.t.run(k.op) }
+
+func newTCPConn(l *runtime.Loop, cfg *Config, network string) *tcpConn {
+	t := &tcpConn{
+		l: l, cfg: cfg, network: network,
+		rsig: make(chan struct{}, 1), wsig: make(chan struct{}, 1),
+		closeCh: make(chan struct{}), done: make(chan struct{}),
+		rdl: makeDeadline(), wdl: makeDeadline(),
+	}
+	t.relT = connTask{t, taskRelease}
+	t.writeT = connTask{t, taskWrite}
+	t.cancelWT = connTask{t, taskCancelWrite}
+	t.closeT = connTask{t, taskClose}
+	return t
+}
+
+// attach makes t the handler of c (on c's loop).
+func (t *tcpConn) attach(c *Conn) {
+	t.c = c
+	c.setHandler(t)
+	t.laddr = net.TCPAddrFromAddrPort(c.local)
+	t.raddr = net.TCPAddrFromAddrPort(c.remote)
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Handler methods: loop thread.
+
+func (t *tcpConn) OnOpen(*Conn) {}
+
+func (t *tcpConn) OnData(c *Conn, d *Data) {
+	lease := d.Keep()
+	t.mu.Lock()
+	t.rq = append(t.rq, lease)
+	t.rbytes += lease.Len()
+	pause := !t.paused && t.rbytes >= t.cfg.ReadAhead
+	if pause {
+		t.paused = true
+	}
+	t.mu.Unlock()
+	if pause {
+		c.PauseRecv()
+	}
+	signal(t.rsig)
+}
+
+func (t *tcpConn) OnPeerClose(*Conn) {
+	t.mu.Lock()
+	if t.rerr == nil {
+		t.rerr = io.EOF
+	}
+	t.mu.Unlock()
+	signal(t.rsig)
+}
+
+func (t *tcpConn) OnClose(_ *Conn, err error) {
+	t.mu.Lock()
+	if t.rerr == nil {
+		if err == nil {
+			err = net.ErrClosed
+		}
+		t.rerr = err
+	}
+	t.gone = true
+	t.mu.Unlock()
+	signal(t.rsig)
+	close(t.done)
+}
+
+func (t *tcpConn) OnSent(c *Conn, _ uint64, err error) {
+	t.mu.Lock()
+	t.wn, t.werr = c.sentN, err
+	t.wbuf = nil
+	t.mu.Unlock()
+	signal(t.wsig)
+}
+
+// run executes a posted task on the loop.
+func (t *tcpConn) run(op uint8) {
+	c := t.c
+	switch op {
+	case taskRelease:
+		t.release()
+	case taskWrite:
+		t.release() // leases read since the last release ride along
+		t.mu.Lock()
+		b := t.wbuf
+		t.mu.Unlock()
+		if c.state != stOpen {
+			t.OnSent(c, 0, net.ErrClosed)
+			return
+		}
+		c.sendUser(b, 1)
+	case taskCancelWrite:
+		c.cancelSend(1)
+	case taskClose:
+		c.Close(nil)
+		t.mu.Lock()
+		for i := t.rhead; i < len(t.rq); i++ {
+			t.rq[i].Release()
+		}
+		for i := range t.rel {
+			t.rel[i].Release()
+		}
+		t.rq, t.rhead, t.roff, t.rbytes, t.rel = nil, 0, 0, 0, nil
+		t.mu.Unlock()
+	}
+}
+
+// release gives the leases Read has consumed back to the group and resumes
+// a paused receive. Loop thread.
+func (t *tcpConn) release() {
+	c := t.c
+	t.mu.Lock()
+	rel := t.rel
+	t.rel, t.relSpare = t.relSpare[:0], nil
+	t.relPosted = false
+	resume := t.paused && t.rbytes < t.cfg.ReadAhead/2 && !t.gone
+	if resume {
+		t.paused = false
+	}
+	t.mu.Unlock()
+	if len(rel) == 0 && !resume {
+		t.mu.Lock()
+		if t.relSpare == nil {
+			t.relSpare = rel
+		}
+		t.mu.Unlock()
+		return
+	}
+	for i := range rel {
+		rel[i].Release()
+	}
+	clear(rel)
+	t.mu.Lock()
+	if t.relSpare == nil {
+		t.relSpare = rel[:0]
+	}
+	t.mu.Unlock()
+	if resume {
+		c.ResumeRecv()
+	}
+	c.ls.kickStarved()
+}
+
+// postRelease posts the release task unless it is pending; t.mu is held.
+func (t *tcpConn) postRelease() {
+	if t.relPosted {
+		return
+	}
+	t.relPosted = true
+	if t.l.Post(&t.relT) != nil {
+		// The loop is gone and its buffers with it: drop the leases.
+		clear(t.rel)
+		t.rel = t.rel[:0]
+	}
+}
+
+// net.Conn methods: any goroutine.
+
+func (t *tcpConn) isClosed() bool { return isClosedChan(t.closeCh) }
+
+func (t *tcpConn) opError(op string, err error) error {
+	if errors.Is(err, errCanceled) || errors.Is(err, net.ErrClosed) {
+		err = net.ErrClosed
+	}
+	return opErr(op, t.network, t.laddr, t.raddr, op, err)
+}
+
+// Read copies received bytes into b. It allocates nothing.
+func (t *tcpConn) Read(b []byte) (int, error) {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	for {
+		if t.isClosed() {
+			return 0, t.opError("read", net.ErrClosed)
+		}
+		t.mu.Lock()
+		if t.rhead < len(t.rq) {
+			if len(b) == 0 {
+				t.mu.Unlock()
+				return 0, nil
+			}
+			n := t.consume(b)
+			t.mu.Unlock()
+			return n, nil
+		}
+		err := t.rerr
+		if len(t.rel) > 0 {
+			t.postRelease() // about to block: give the buffers back now
+		}
+		t.mu.Unlock()
+		if err == io.EOF {
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, t.opError("read", err)
+		}
+		if t.rdl.expired() {
+			return 0, t.opError("read", os.ErrDeadlineExceeded)
+		}
+		if len(b) == 0 {
+			return 0, nil
+		}
+		select {
+		case <-t.rsig:
+		case <-t.rdl.wait():
+		case <-t.closeCh:
+		}
+	}
+}
+
+// consume copies from the queued leases; t.mu is held.
+func (t *tcpConn) consume(b []byte) int {
+	n := 0
+	for n < len(b) && t.rhead < len(t.rq) {
+		lease := t.rq[t.rhead]
+		v := lease.Bytes()[t.roff:]
+		k := copy(b[n:], v)
+		n += k
+		t.roff += k
+		if k == len(v) {
+			t.rq[t.rhead] = bufring.Lease{}
+			t.rhead++
+			t.roff = 0
+			t.rel = append(t.rel, lease)
+		}
+	}
+	if t.rhead == len(t.rq) {
+		t.rq = t.rq[:0]
+		t.rhead = 0
+	}
+	t.rbytes -= n
+	// Consumed leases go back in batches: with the next Write's task, when
+	// Read is about to block, or once relBatch of them have gathered.
+	if len(t.rel) >= relBatch || t.paused && t.rbytes < t.cfg.ReadAhead/2 {
+		t.postRelease()
+	}
+	return n
+}
+
+// Write sends b and returns when the kernel has taken all of it (or on error,
+// deadline or Close, with the count sent so far). b is pinned and handed to
+// the kernel only while Write waits; with SEND_ZC (large writes) Write also
+// waits for the notification that the kernel is done with b.
+func (t *tcpConn) Write(b []byte) (int, error) {
+	t.writeMu.Lock()
+	defer t.writeMu.Unlock()
+	if t.isClosed() {
+		return 0, t.opError("write", net.ErrClosed)
+	}
+	if t.wdl.expired() {
+		return 0, t.opError("write", os.ErrDeadlineExceeded)
+	}
+	t.mu.Lock()
+	if t.gone {
+		err := t.rerr
+		t.mu.Unlock()
+		if err == io.EOF {
+			err = net.ErrClosed
+		}
+		return 0, t.opError("write", err)
+	}
+	if len(b) == 0 {
+		t.mu.Unlock()
+		return 0, nil
+	}
+	t.wbuf, t.wn, t.werr = b, 0, nil
+	t.mu.Unlock()
+	if t.l.Post(&t.writeT) != nil {
+		return 0, t.opError("write", net.ErrClosed)
+	}
+	var why error
+	select {
+	case <-t.wsig:
+	case <-t.wdl.wait():
+		why = os.ErrDeadlineExceeded
+	case <-t.closeCh:
+		why = net.ErrClosed
+	}
+	if why != nil {
+		// The kernel may still be reading b: cancel and wait for the end.
+		if t.l.Post(&t.cancelWT) == nil {
+			<-t.wsig
+		} else {
+			<-t.wsig // the shutting-down loop cancels it and reports
+		}
+	}
+	t.mu.Lock()
+	n, err := t.wn, t.werr
+	t.mu.Unlock()
+	if err == nil && n == len(b) {
+		return n, nil
+	}
+	if errors.Is(err, errCanceled) && why != nil {
+		err = why
+	}
+	if err == nil {
+		err = why
+	}
+	return n, t.opError("write", err)
+}
+
+// Close closes the connection, unblocking Read and Write, and returns once
+// the socket is closed.
+func (t *tcpConn) Close() error {
+	first := false
+	t.closeOnce.Do(func() {
+		first = true
+		close(t.closeCh)
+	})
+	if !first {
+		return t.opError("close", net.ErrClosed)
+	}
+	if t.l.Post(&t.closeT) != nil {
+		return nil // the loop closed the socket at shutdown
+	}
+	<-t.done
+	return nil
+}
+
+func (t *tcpConn) LocalAddr() net.Addr  { return t.laddr }
+func (t *tcpConn) RemoteAddr() net.Addr { return t.raddr }
+
+func (t *tcpConn) SetDeadline(d time.Time) error {
+	if t.isClosed() {
+		return t.opError("set", net.ErrClosed)
+	}
+	t.rdl.set(d)
+	t.wdl.set(d)
+	return nil
+}
+
+func (t *tcpConn) SetReadDeadline(d time.Time) error {
+	if t.isClosed() {
+		return t.opError("set", net.ErrClosed)
+	}
+	t.rdl.set(d)
+	return nil
+}
+
+func (t *tcpConn) SetWriteDeadline(d time.Time) error {
+	if t.isClosed() {
+		return t.opError("set", net.ErrClosed)
+	}
+	t.wdl.set(d)
+	return nil
+}
+
+// onLoop runs f on the connection's loop with the socket still open, and
+// waits for it: socket options and shutdown(2) must not race the loop
+// closing the fd.
+func (t *tcpConn) onLoop(op string, f func(fd int) error) error {
+	if t.isClosed() {
+		return t.opError(op, net.ErrClosed)
+	}
+	res := make(chan error, 1)
+	err := t.l.Post(runtime.TaskFunc(func(*runtime.Loop) {
+		if t.c.state != stOpen {
+			res <- net.ErrClosed
+			return
+		}
+		res <- f(t.c.fd)
+	}))
+	if err != nil {
+		return t.opError(op, net.ErrClosed)
+	}
+	if err := <-res; err != nil {
+		return t.opError(op, err)
+	}
+	return nil
+}
+
+func sockopt(name string, err error) error {
+	if err != nil {
+		return os.NewSyscallError(name, err)
+	}
+	return nil
+}
+
+// CloseWrite shuts down the sending side (the peer reads EOF).
+func (t *tcpConn) CloseWrite() error {
+	return t.onLoop("close", func(fd int) error { return sockopt("shutdown", unix.Shutdown(fd, unix.SHUT_WR)) })
+}
+
+// CloseRead shuts down the receiving side: Read returns EOF.
+func (t *tcpConn) CloseRead() error {
+	return t.onLoop("close", func(fd int) error { return sockopt("shutdown", unix.Shutdown(fd, unix.SHUT_RD)) })
+}
+
+// SetNoDelay controls Nagle's algorithm (TCP_NODELAY; on by default, as in net).
+func (t *tcpConn) SetNoDelay(noDelay bool) error {
+	return t.onLoop("set", func(fd int) error {
+		return sockopt("setsockopt", unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, boolInt(noDelay)))
+	})
+}
+
+// SetKeepAlive enables TCP keep-alive probes.
+func (t *tcpConn) SetKeepAlive(keepalive bool) error {
+	return t.onLoop("set", func(fd int) error {
+		return sockopt("setsockopt", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolInt(keepalive)))
+	})
+}
+
+// SetKeepAlivePeriod sets the idle time before keep-alive probes and their interval.
+func (t *tcpConn) SetKeepAlivePeriod(d time.Duration) error {
+	secs := int((d + time.Second - 1) / time.Second)
+	return t.onLoop("set", func(fd int) error {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs); err != nil {
+			return sockopt("setsockopt", err)
+		}
+		return sockopt("setsockopt", unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs))
+	})
+}
+
+// SetReadBuffer sets SO_RCVBUF.
+func (t *tcpConn) SetReadBuffer(bytes int) error {
+	return t.onLoop("set", func(fd int) error {
+		return sockopt("setsockopt", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, bytes))
+	})
+}
+
+// SetWriteBuffer sets SO_SNDBUF.
+func (t *tcpConn) SetWriteBuffer(bytes int) error {
+	return t.onLoop("set", func(fd int) error {
+		return sockopt("setsockopt", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, bytes))
+	})
+}
+
+// SetLinger sets SO_LINGER as net.TCPConn.SetLinger does.
+func (t *tcpConn) SetLinger(sec int) error {
+	return t.onLoop("set", func(fd int) error {
+		l := unix.Linger{}
+		if sec >= 0 {
+			l.Onoff, l.Linger = 1, int32(sec)
+		}
+		return sockopt("setsockopt", unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &l))
+	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
