@@ -43,7 +43,11 @@ func TestRegisterFixedENOMEMNamesMemlock(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
 		t.Skipf("setrlimit: %v", err)
 	}
-	defer unix.Setrlimit(unix.RLIMIT_MEMLOCK, &old)
+	defer func() {
+		if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &old); err != nil {
+			t.Errorf("restore RLIMIT_MEMLOCK: %v", err)
+		}
+	}()
 	r, err := ring.New(&ring.Config{Entries: 4, Flags: ring.SetupSingleIssuer | ring.SetupDeferTaskrun})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +56,7 @@ func TestRegisterFixedENOMEMNamesMemlock(t *testing.T) {
 	a := newArena(t, &ArenaConfig{Classes: []Class{{4096, 1024}}}) // 4 MiB
 	err = RegisterFixed(r, a)
 	if err == nil {
-		r.UnregisterBuffers()
+		_ = r.UnregisterBuffers()
 		t.Fatal("registering 4 MiB under a 256 KiB RLIMIT_MEMLOCK succeeded")
 	}
 	t.Log(err)

@@ -178,7 +178,7 @@ func offHeap(t testing.TB, n int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Munmap(b) })
+	t.Cleanup(func() { _ = unix.Munmap(b) })
 	return b
 }
 

@@ -92,7 +92,7 @@ func (p *Probe) probeBufRings(r *Ring) {
 	if err != nil {
 		return
 	}
-	defer unix.Munmap(mem)
+	defer func() { _ = unix.Munmap(mem) }()
 	reg := BufReg{RingAddr: bufAddr(mem), RingEntries: entries, BGID: 1}
 	if r.RegisterBufRing(&reg) == nil {
 		p.BufRing = true

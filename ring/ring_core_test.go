@@ -426,3 +426,66 @@ func TestSQPollWakeup(t *testing.T) {
 		time.Sleep(30 * time.Millisecond) // let the poller go to sleep (NEED_WAKEUP)
 	}
 }
+
+// TestCQNeedsEnterFlagsDeferredTaskWork: a MSG_RING CQE sent to a
+// DEFER_TASKRUN ring waits as task work; with TASKRUN_FLAG the ring says so
+// (CQNeedsEnter) while its CQ is still empty, and GetEvents brings it in.
+func TestCQNeedsEnterFlagsDeferredTaskWork(t *testing.T) {
+	needOp(t, OpMsgRing)
+	dst := newRing(t, &Config{Entries: 4, Flags: prodFlags | SetupTaskrunFlag})
+	src := newRing(t, &Config{Entries: 4})
+	if dst.CQNeedsEnter() {
+		t.Fatal("CQNeedsEnter on an idle ring")
+	}
+	s := getSQE(t, src)
+	s.PrepMsgRing(dst.FD(), 7, 0xfeed, 0)
+	s.UserData = 1
+	submitWait(t, src, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for !dst.CQNeedsEnter() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !dst.CQNeedsEnter() {
+		t.Fatal("CQNeedsEnter false with a MSG_RING CQE held as task work")
+	}
+	if n := dst.CQReady(); n != 0 {
+		t.Fatalf("CQReady %d before GetEvents on a DEFER_TASKRUN ring", n)
+	}
+	if err := dst.GetEvents(); err != nil {
+		t.Fatal(err)
+	}
+	var c [2]CQE
+	if n := dst.Reap(c[:]); n != 1 || c[0].UserData != 0xfeed || c[0].Res != 7 {
+		t.Fatalf("reaped %d: %+v", n, c[0])
+	}
+	if dst.CQNeedsEnter() {
+		t.Fatal("CQNeedsEnter still true after GetEvents")
+	}
+}
+
+// Close used to skip IORING_UNREGISTER_RING_FDS: it marked the ring closed
+// first, so the unregister call returned ErrClosed without entering the
+// kernel. The thread's registered-ring table kept a reference to the ring,
+// which therefore outlived Close (its memory, its fixed files and its
+// in-flight operations) until the thread exited.
+func TestCloseLeftRingFDRegistered(t *testing.T) {
+	if !kernelProbe(t).RingFDs {
+		skipOrFail(t, "IORING_REGISTER_RING_FDS")
+	}
+	runtime.LockOSThread() // never unlocked: the thread exits with the test
+	r, err := New(&Config{Entries: 4, Flags: prodFlags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.RingFDRegistered() {
+		t.Fatal("ring fd not registered on a SINGLE_ISSUER ring")
+	}
+	idx := r.enterFD
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, idx, 0, 0, enterRegisteredRing, 0, 0)
+	if errno == 0 {
+		t.Fatalf("registered ring index %d still enters a ring after Close", idx)
+	}
+}

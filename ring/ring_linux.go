@@ -198,10 +198,14 @@ func (r *Ring) Close() error {
 	if r == nil || r.closed {
 		return nil
 	}
-	r.closed = true
 	if r.enterFlag != 0 {
+		// Before closed is set: Register refuses a closed ring. Without
+		// this the thread's registered-ring table keeps the ring alive
+		// until the thread exits. A failure (Close on another thread)
+		// leaves it to the thread's exit, as before.
 		_ = r.unregisterRingFD()
 	}
+	r.closed = true
 	var errs []error
 	if r.sqeMem != nil {
 		errs = append(errs, unix.Munmap(r.sqeMem))
@@ -406,6 +410,14 @@ func (r *Ring) Reap(dst []CQE) int {
 // because the CQ was full (IORING_SQ_CQ_OVERFLOW). Call FlushOverflow after
 // draining the CQ to bring them in.
 func (r *Ring) CQOverflowed() bool { return atomic.LoadUint32(r.sqFlags)&sqCQOverflow != 0 }
+
+// CQNeedsEnter reports whether completions are held back in the kernel until
+// the next io_uring_enter with GETEVENTS (GetEvents, SubmitAndGetEvents): an
+// overflowed CQ, task work flagged by SetupTaskrunFlag (with
+// SetupDeferTaskrun or SetupCoopTaskrun; MSG_RING CQEs from other rings
+// arrive this way), or an IOPOLL ring. A loop that skips io_uring_enter while
+// it has nothing to submit checks this first. liburing: cq_ring_needs_enter.
+func (r *Ring) CQNeedsEnter() bool { return r.cqNeedsEnter() }
 
 // Overflow returns the kernel's count of completions dropped for lack of CQ space.
 // With FeatNoDrop (5.5) nothing is dropped and this stays 0; the overflow is held

@@ -78,6 +78,9 @@ func (r *Ring) CQAdvance(uint32) {}
 // Reap returns 0.
 func (r *Ring) Reap([]CQE) int { return 0 }
 
+// CQNeedsEnter returns false.
+func (r *Ring) CQNeedsEnter() bool { return false }
+
 // CQOverflowed returns false.
 func (r *Ring) CQOverflowed() bool { return false }
 

@@ -62,6 +62,9 @@ type Config struct {
 
 	// wake selects the loop wakeup mechanism (benchmarks compare them).
 	wake wakeMode
+	// closeGrace bounds how long Close waits for the kernel's final CQEs
+	// (default 5s; tests shorten it).
+	closeGrace time.Duration
 }
 
 // wakeMode is how a producer wakes a sleeping loop.
@@ -99,6 +102,9 @@ func (c *Config) withDefaults() (Config, error) {
 	out.QueueSize = q
 	if out.BatchLimit == 0 {
 		out.BatchLimit = 256
+	}
+	if out.closeGrace == 0 {
+		out.closeGrace = 5 * time.Second
 	}
 	if out.TimerTick == 0 {
 		out.TimerTick = time.Millisecond

@@ -44,7 +44,9 @@
 // Loop.Pin until the final CQE; Loop.KeepAlive keeps any value reachable until
 // then. Runtime.Close cancels every in-flight operation, waits for the kernel
 // to let go of each (bounded), closes every resource and fd the loops own,
-// unmaps all memory and joins every goroutine New started.
+// unmaps all memory and joins every goroutine New started. If the kernel
+// still holds an operation when the bound is reached, Close reports it and
+// never releases the memory that operation may still write to.
 //
 // # Concurrency
 //
@@ -67,9 +69,10 @@
 //
 // Loop.Timer schedules a handler call on a hashed timer wheel (Config.TimerTick
 // resolution, default 1ms). The wheel is driven by the ring: while timers are
-// pending, the loop's single wait carries a timeout to the next tick
-// (IORING_ENTER_EXT_ARG), so thousands of deadlines cost no Go timer, no extra
-// SQE and no CQE each. A timer fires no earlier than its time and normally
+// pending, the loop's single wait carries a timeout to the first tick that
+// fires one (IORING_ENTER_EXT_ARG; at most an hour), so thousands of deadlines
+// cost no Go timer, no extra SQE and no CQE each, and a distant deadline
+// costs an idle loop no wakeups. A timer fires no earlier than its time and normally
 // within one tick after it. A fired timer calls its Handler with a synthetic
 // CQE: UserData is the TimerID, Res is -ETIME.
 //

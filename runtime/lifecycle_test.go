@@ -107,7 +107,6 @@ func TestCancelRacingCompletion(t *testing.T) {
 
 // timerProbe records how late each timer fired.
 type timerProbe struct {
-	mu    sync.Mutex
 	at    []time.Time
 	late  []time.Duration
 	early int

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +49,7 @@ type Loop struct {
 	enterErrs int // io_uring_enter failures logged so far
 
 	// Shared.
+	tid    int // the loop thread's id, set before New returns
 	ringFD int // set before New returns
 	efd    int // eventfd mode: the doorbell
 	wake   wakeMode
@@ -124,6 +126,7 @@ func (l *Loop) run(ready chan<- error) {
 }
 
 func (l *Loop) setup() error {
+	l.tid = unix.Gettid()
 	if l.cpu >= 0 {
 		var set unix.CPUSet
 		set.Set(l.cpu)
@@ -272,8 +275,10 @@ func (l *Loop) loop() {
 }
 
 // poll submits what is prepared and collects completions without waiting,
-// in one io_uring_enter, and only if there is something to submit or an
-// operation in flight (besides the doorbell).
+// in one io_uring_enter, and only if there is something to submit, an
+// operation in flight (besides the doorbell), or completions the kernel holds
+// back as task work: MSG_RING CQEs for a mailbox arrive that way, and without
+// TASKRUN_FLAG to announce them the loop must ask every time.
 func (l *Loop) poll() {
 	inFlight := l.ops.live - l.ops.persistent
 	if l.bellArm {
@@ -282,7 +287,7 @@ func (l *Loop) poll() {
 	var n int
 	var err error
 	switch {
-	case inFlight > 0:
+	case inFlight > 0 || l.r.CQNeedsEnter() || l.flags&ring.SetupTaskrunFlag == 0:
 		n, err = l.r.SubmitAndGetEvents()
 	case l.r.SQReady() > 0:
 		n, err = l.r.Submit()
@@ -299,6 +304,12 @@ func (l *Loop) poll() {
 func (l *Loop) sleep() {
 	if !l.bellArm {
 		l.armBell()
+		if !l.bellArm {
+			// No doorbell (the SQ stayed full): a producer could not wake
+			// a wait, so do not wait.
+			l.poll()
+			return
+		}
 	}
 	atomic.StoreUint32(l.sleeping, 1)
 	if !l.q.empty() || l.closeReq.Load() {
@@ -739,7 +750,7 @@ func (l *Loop) shutdown() {
 	l.closing = true
 	l.runTasks(1 << 30)
 	l.cancelAll()
-	const grace = 5 * time.Second
+	grace := l.cfg.closeGrace
 	start := time.Now()
 	last := start
 	for l.ops.live > l.ops.persistent && time.Since(start) < grace {
@@ -788,12 +799,28 @@ func (l *Loop) cancelAll() {
 	l.enterError(err)
 }
 
+// abandoned keeps reachable, for the life of the process, the loops that
+// closed their rings with operations still in flight (see teardown).
+var abandoned struct {
+	mu    sync.Mutex
+	loops []*Loop
+}
+
 // teardown releases what setup acquired, in reverse, on the loop thread.
+//
+// If operations are still in flight (the kernel ignored cancellation for the
+// whole grace), closing the ring does not stop them at once: the kernel tears
+// the ring down asynchronously, and until then it may still write to the
+// memory they point to. That memory is therefore never handed back: the op
+// records keep their pins and values, the buffer group and arena stay
+// mapped, and the loop itself stays reachable. The fds are still closed (the
+// kernel holds its own references to the files).
 func (l *Loop) teardown() {
 	var errs []error
 	if l.closeErr != nil {
 		errs = append(errs, l.closeErr)
 	}
+	stuck := l.ops.live > l.ops.persistent
 	for i := len(l.owned) - 1; i >= 0; i-- {
 		if err := l.owned[i].Close(); err != nil {
 			errs = append(errs, err)
@@ -805,24 +832,30 @@ func (l *Loop) teardown() {
 			errs = append(errs, err)
 		}
 	}
-	// After the ring: the kernel has let go of every buffer.
-	if err := l.group.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := l.arena.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	l.group, l.arena = nil, nil
 	if l.efd >= 0 {
 		_ = unix.Close(l.efd)
 		l.efd = -1
 	}
-	for i := range l.ops.recs {
-		if l.ops.recs[i].state != opFree {
-			l.ops.release(uint32(i))
+	if stuck {
+		abandoned.mu.Lock()
+		abandoned.loops = append(abandoned.loops, l)
+		abandoned.mu.Unlock()
+	} else {
+		// After the ring: the kernel has let go of every buffer.
+		if err := l.group.Close(); err != nil {
+			errs = append(errs, err)
 		}
+		if err := l.arena.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		l.group, l.arena = nil, nil
+		for i := range l.ops.recs {
+			if l.ops.recs[i].state != opFree {
+				l.ops.release(uint32(i))
+			}
+		}
+		l.pinner.Unpin()
 	}
-	l.pinner.Unpin()
 	l.st.liveOps.Store(int64(l.ops.live - l.ops.internal))
 	l.wheel = wheel{}
 	l.st.liveTimers.Store(0)

@@ -57,6 +57,7 @@ func (p *condParker) Wait() {
 	p.done = false
 	p.mu.Unlock()
 }
+
 func (p *condParker) Wake() {
 	p.mu.Lock()
 	p.done = true

@@ -4,6 +4,7 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -18,7 +19,6 @@ type Runtime struct {
 	loops     []*Loop
 	next      atomic.Uint64
 	closeOnce sync.Once
-	closeErr  error
 }
 
 // New probes the kernel (ring.ProbeKernel), starts cfg.Loops loops and waits
@@ -81,8 +81,24 @@ func (rt *Runtime) Stats() []Stats {
 // handlers receive; then it closes what it owns (Own), its eventfd and its
 // ring, and its goroutine exits. Close waits for all of that. Pending timers
 // are discarded. Calls after the first return nil. Close must not be called
-// from a loop thread.
+// from a loop thread (a Handler, Task or Setup): there it would wait for its
+// own loop, so it returns an error and closes nothing.
+//
+// An operation the kernel has not completed within 5s of its cancellation
+// makes Close return an error; the ring is closed anyway, and the memory such
+// operations point to (pinned, kept, or in the loop's buffer group and
+// arena) is never released, since the kernel may still write to it.
 func (rt *Runtime) Close() error {
+	tid := unix.Gettid()
+	for _, l := range rt.loops {
+		select {
+		case <-l.done: // its thread has exited: tid may be reused
+		default:
+			if l.tid == tid {
+				return fmt.Errorf("runtime: Close called on loop %d's thread, which it would wait for", l.id)
+			}
+		}
+	}
 	var err error
 	rt.closeOnce.Do(func() {
 		for _, l := range rt.loops {

@@ -1,6 +1,9 @@
 package runtime
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // wheel is a hashed timer wheel: wheelSlots lists of timers, indexed by
 // deadline tick modulo wheelSlots. A timer further away than one revolution
@@ -17,7 +20,15 @@ type wheel struct {
 	free  int32
 	count int
 	due   []TimerID // scratch for advance
+	// hint is a lower bound of every pending timer's deadline tick: add
+	// lowers it, nextTimeout recomputes it once it has passed. The loop
+	// sleeps until it, so a lone distant timer costs no wakeup per tick.
+	hint int64
 }
+
+// maxWait bounds one wait for a timer, so that a deadline beyond it costs
+// one wakeup an hour, and tick arithmetic never overflows.
+const maxWait = time.Hour
 
 const wheelSlots = 4096
 
@@ -28,12 +39,14 @@ type timerRec struct {
 	gen        uint32
 	prev, next int32 // slot list links, -1 at the ends
 	slot       int32 // -1 when not in a slot
+	live       bool  // handed out by add, not yet released
 }
 
 func (w *wheel) init(tick time.Duration, now time.Time) {
 	w.tick = tick
 	w.epoch = now
 	w.free = -1
+	w.hint = math.MaxInt64
 	for i := range w.slots {
 		w.slots[i] = -1
 	}
@@ -53,13 +66,18 @@ func (w *wheel) grow() {
 	}
 }
 
-// tickOf returns the first tick at or after t.
+// tickOf returns the first tick at or after t. It rounds up without adding
+// to d, which may be math.MaxInt64 (time.Time.Sub saturates).
 func (w *wheel) tickOf(t time.Time) int64 {
 	d := t.Sub(w.epoch)
 	if d <= 0 {
 		return 0
 	}
-	return int64((d + w.tick - 1) / w.tick)
+	n := int64(d / w.tick)
+	if d%w.tick != 0 {
+		n++
+	}
+	return n
 }
 
 // currentTick returns the last whole tick that has passed at now.
@@ -76,7 +94,8 @@ func (w *wheel) add(h Handler, tag uint64, at time.Time) TimerID {
 	i := w.free
 	r := &w.recs[i]
 	w.free = r.next
-	r.h, r.tag, r.when = h, tag, when
+	r.h, r.tag, r.when, r.live = h, tag, when, true
+	w.hint = min(w.hint, when)
 	s := int32(when & (wheelSlots - 1))
 	r.slot, r.prev, r.next = s, -1, w.slots[s]
 	if r.next >= 0 {
@@ -89,7 +108,7 @@ func (w *wheel) add(h Handler, tag uint64, at time.Time) TimerID {
 
 func (w *wheel) lookup(id TimerID) (int32, bool) {
 	i := int64(uint32(id))
-	if id == 0 || i >= int64(len(w.recs)) || w.recs[i].gen != uint32(uint64(id)>>32) {
+	if id == 0 || i >= int64(len(w.recs)) || !w.recs[i].live || w.recs[i].gen != uint32(uint64(id)>>32) {
 		return 0, false
 	}
 	return int32(i), true
@@ -110,7 +129,7 @@ func (w *wheel) unlink(i int32) {
 
 func (w *wheel) release(i int32) {
 	r := &w.recs[i]
-	r.h = nil
+	r.h, r.live = nil, false
 	r.gen++
 	if r.gen == 0 {
 		r.gen = 1
@@ -137,7 +156,7 @@ func (w *wheel) stop(id TimerID) bool {
 // released) and returns them.
 func (w *wheel) collect(cur int64) []TimerID {
 	w.due = w.due[:0]
-	if cur <= w.now || w.count == 0 {
+	if cur <= w.now || w.count == 0 || cur < w.hint {
 		if cur > w.now {
 			w.now = cur
 		}
@@ -162,15 +181,35 @@ func (w *wheel) collect(cur int64) []TimerID {
 	return w.due
 }
 
-// nextTimeout returns how long until the next tick that could fire a timer,
-// or 0 when no timer is pending.
+// earliest returns the deadline tick of the first pending timer (exactly),
+// or math.MaxInt64. It visits slots in tick order from w.now+1 and stops at
+// the first tick no earlier than the best deadline seen; at worst (every
+// timer more than a revolution away) that is every slot and every timer.
+func (w *wheel) earliest() int64 {
+	best := int64(math.MaxInt64)
+	for t := w.now + 1; t <= w.now+wheelSlots && t < best; t++ {
+		for i := w.slots[t&(wheelSlots-1)]; i >= 0; i = w.recs[i].next {
+			best = min(best, w.recs[i].when)
+		}
+	}
+	return best
+}
+
+// nextTimeout returns how long until the first tick that fires a timer
+// (at most maxWait), or 0 when no timer is pending.
 func (w *wheel) nextTimeout(now time.Time) time.Duration {
 	if w.count == 0 {
 		return 0
 	}
-	d := w.epoch.Add(time.Duration(w.now+1) * w.tick).Sub(now)
+	if w.hint <= w.now {
+		w.hint = w.earliest()
+	}
+	if w.hint-w.now > int64(maxWait/w.tick) {
+		return maxWait
+	}
+	d := w.epoch.Add(time.Duration(w.hint) * w.tick).Sub(now)
 	if d < time.Microsecond {
 		d = time.Microsecond
 	}
-	return d
+	return min(d, maxWait)
 }

@@ -1,0 +1,444 @@
+//go:build linux
+
+package runtime
+
+// Regression tests from the review of the runtime layer, each named after the
+// bug it pins.
+
+import (
+	"math"
+	"math/rand/v2"
+	goruntime "runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/ring"
+)
+
+// StopTimer with an id this wheel never handed out (another loop's TimerID,
+// or one whose record is free) must report false and change nothing. It used
+// to release the free record a second time: count went negative and the free
+// list got a cycle, so two later timers shared one record.
+func TestStopTimerForeignIDCorruptsWheel(t *testing.T) {
+	var w wheel
+	now := time.Now()
+	w.init(time.Millisecond, now)
+	h := HandlerFunc(func(*Loop, uint64, *ring.CQE) {})
+	// Every fresh record has generation 1: this is what another loop's first
+	// timers look like.
+	for _, id := range []TimerID{1 << 32, 1<<32 | 5, 1<<32 | 255} {
+		if w.stop(id) {
+			t.Fatalf("stop(%#x) of a record never handed out = true", uint64(id))
+		}
+	}
+	// A fired (released) timer's id must not stop the record's next user.
+	first := w.add(h, 1, now.Add(time.Millisecond))
+	w.release(int32(uint32(first)))
+	if w.stop(first) {
+		t.Fatal("stop of a released timer = true")
+	}
+	if w.count != 0 {
+		t.Fatalf("count %d, want 0", w.count)
+	}
+	seen := map[uint32]bool{}
+	for i := range 600 {
+		id := w.add(h, uint64(i), now.Add(time.Duration(i+1)*time.Millisecond))
+		if seen[uint32(id)] {
+			t.Fatalf("record %d handed out twice", uint32(id))
+		}
+		seen[uint32(id)] = true
+	}
+	if w.count != 600 {
+		t.Fatalf("count %d, want 600", w.count)
+	}
+}
+
+// A timer far in the future (time.Now().Add(math.MaxInt64), a "never"
+// deadline) used to overflow the tick arithmetic and fire on the next tick.
+func TestTimerFarInFutureFiredImmediately(t *testing.T) {
+	var w wheel
+	now := time.Now()
+	w.init(time.Millisecond, now)
+	h := HandlerFunc(func(*Loop, uint64, *ring.CQE) {})
+	for _, at := range []time.Time{
+		now.Add(math.MaxInt64),
+		now.Add(200 * 365 * 24 * time.Hour),
+		time.Unix(1<<62, 0),
+	} {
+		id := w.add(h, 0, at)
+		if due := w.collect(w.currentTick(now.Add(time.Hour))); len(due) != 0 {
+			t.Fatalf("timer at %v fired an hour after %v", at, now)
+		}
+		if d := w.nextTimeout(now); d < time.Hour {
+			t.Fatalf("nextTimeout %v for a timer at %v", d, at)
+		}
+		if !w.stop(id) {
+			t.Fatal("stop of the far timer = false")
+		}
+	}
+}
+
+// enters returns how many io_uring_enter calls l made while f ran.
+func enters(l *Loop, f func()) uint64 {
+	before := l.Stats().Enters
+	f()
+	return l.Stats().Enters - before
+}
+
+// An idle loop blocks in the ring: the doorbell READ on the eventfd must
+// stay pending, not complete at once.
+func TestIdleLoopSleeps(t *testing.T) {
+	rt := newRuntime(t, &Config{Loops: 1})
+	l := rt.Loops()[0]
+	call(t, l, func(*Loop) {})
+	if n := enters(l, func() { time.Sleep(300 * time.Millisecond) }); n > 5 {
+		t.Fatalf("idle loop entered the ring %d times in 300ms", n)
+	}
+}
+
+// One pending timer an hour away used to make the loop wake on every tick
+// (1000 io_uring_enter calls a second): the wait timeout was always "the next
+// tick", not the next tick that can fire a timer. With netio arming a read
+// deadline per connection that is every idle loop.
+func TestFarTimerWakesIdleLoopEveryTick(t *testing.T) {
+	rt := newRuntime(t, &Config{Loops: 1})
+	l := rt.Loops()[0]
+	var id TimerID
+	fired := make(chan struct{}, 1)
+	h := HandlerFunc(func(*Loop, uint64, *ring.CQE) { fired <- struct{}{} })
+	call(t, l, func(l *Loop) { id = l.Timer(h, 0, time.Now().Add(time.Hour)) })
+	if n := enters(l, func() { time.Sleep(300 * time.Millisecond) }); n > 15 {
+		t.Fatalf("loop with one timer an hour away entered the ring %d times in 300ms", n)
+	}
+	// A near timer added meanwhile still fires on time.
+	start := time.Now()
+	call(t, l, func(l *Loop) { l.Timer(h, 1, time.Now().Add(20*time.Millisecond)) })
+	select {
+	case <-fired:
+		if d := time.Since(start); d < 20*time.Millisecond {
+			t.Fatalf("near timer fired after %v, before its time", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("near timer never fired")
+	}
+	call(t, l, func(l *Loop) {
+		if !l.StopTimer(id) {
+			t.Error("far timer was not pending")
+		}
+	})
+}
+
+// spinner keeps a loop busy: it posts itself again every time it runs, so the
+// task queue is never empty, and it starts no operation.
+type spinner struct {
+	stop atomic.Bool
+	runs atomic.Int64
+}
+
+func (s *spinner) Run(l *Loop) {
+	s.runs.Add(1)
+	if !s.stop.Load() {
+		_ = l.Post(s)
+	}
+}
+
+// A loop busy with tasks but with no operation of its own in flight used to
+// skip io_uring_enter altogether, so MSG_RING CQEs for its mailboxes (task
+// work, with DEFER_TASKRUN) were never delivered while it stayed busy.
+func TestMailboxStarvedWhileLoopBusy(t *testing.T) {
+	probe, err := ring.ProbeKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	needFeature(t, probe.Supports(ring.OpMsgRing), "IORING_OP_MSG_RING (5.18)")
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{name: "defer_taskrun", cfg: Config{Loops: 2}},
+		{name: "coop_taskrun", cfg: Config{Loops: 2, ForceCoopTaskrun: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newRuntime(t, &tc.cfg)
+			src, dst := rt.Loops()[0], rt.Loops()[1]
+			m := &mailbox{got: make(chan int32, 10)}
+			var box OpID
+			call(t, dst, func(l *Loop) { box = l.NewMailbox(m, 7) })
+			sp := &spinner{}
+			if err := dst.Post(sp); err != nil {
+				t.Fatal(err)
+			}
+			defer sp.stop.Store(true)
+			for sp.runs.Load() < 100 {
+				time.Sleep(time.Millisecond)
+			}
+			call(t, src, func(l *Loop) {
+				if err := l.MsgRing(dst, box, 42); err != nil {
+					t.Error(err)
+				}
+			})
+			select {
+			case res := <-m.got:
+				if res != 42 {
+					t.Fatalf("mailbox got %d, want 42", res)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatalf("MSG_RING not delivered to a busy loop in 2s (%d spins)", sp.runs.Load())
+			}
+		})
+	}
+}
+
+// Close racing with many producers: every Post that returned nil runs
+// exactly once, every Post after Close returns ErrClosed, nothing hangs or
+// panics.
+func TestCloseRacingPosts(t *testing.T) {
+	for round := range 5 {
+		rt, err := New(&Config{Loops: 2, QueueSize: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var accepted, ran atomic.Int64
+		task := TaskFunc(func(*Loop) { ran.Add(1) })
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for p := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l := rt.Loops()[p%2]
+				for i := 0; i < 200_000; i++ {
+					if err := l.Post(task); err != nil {
+						if err != ErrClosed {
+							t.Errorf("Post: %v", err)
+						}
+						return
+					}
+					accepted.Add(1)
+					select {
+					case <-stop:
+					default:
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round+1) * time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- rt.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Close hung with producers posting")
+		}
+		close(stop)
+		wg.Wait()
+		if a, r := accepted.Load(), ran.Load(); a != r {
+			t.Fatalf("round %d: %d posts accepted, %d ran", round, a, r)
+		}
+		for _, l := range rt.Loops() {
+			if err := l.Post(task); err != ErrClosed {
+				t.Fatalf("Post after Close: %v", err)
+			}
+		}
+	}
+}
+
+// When operations are still in flight after the close grace, Close closes
+// the ring anyway, and the kernel tears it down asynchronously: memory those
+// operations point to may still be written. Teardown used to unpin it and
+// drop KeepAlive values right after closing the ring, handing the memory back
+// to the garbage collector while the kernel could still write to it.
+func TestCloseAfterGraceFreedMemoryKernelMayUse(t *testing.T) {
+	rt, err := New(&Config{Loops: 1, closeGrace: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := rt.Loops()[0]
+	a, b := socketpair(t)
+	defer unix.Close(b)
+	var collected atomic.Int64
+	call(t, l, func(l *Loop) {
+		l.Own(fdCloser(a))
+		buf := new([4096]byte)
+		kept := new([4096]byte)
+		goruntime.AddCleanup(buf, func(*atomic.Int64) { collected.Add(1) }, &collected)
+		goruntime.AddCleanup(kept, func(*atomic.Int64) { collected.Add(1) }, &collected)
+		sqe, id, err := l.NewOp(nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqe.PrepRecv(a, buf[:], 0)
+		l.Pin(id, buf)
+		l.KeepAlive(id, kept)
+	})
+	if err := rt.Close(); err == nil {
+		t.Fatal("Close with a receive in flight after the grace returned nil")
+	}
+	for range 5 {
+		goruntime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := collected.Load(); n != 0 {
+		t.Fatalf("%d buffers of an operation the kernel never completed were garbage collected", n)
+	}
+}
+
+// Close from a Handler or Task used to wait for its own loop forever. It
+// returns an error there instead, and a later Close from outside works.
+func TestCloseFromLoopThreadDeadlocked(t *testing.T) {
+	rt, err := New(&Config{Loops: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	if err := rt.Loops()[1].Post(TaskFunc(func(*Loop) { errc <- rt.Close() })); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("Close on a loop thread returned nil")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close on a loop thread hung")
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWheelMatchesModel drives the wheel with random adds, stops and clock
+// jumps (up to several revolutions, and "never" deadlines) against a plain
+// map: every timer fires at the first collect at or after its tick, none
+// early, none twice, none lost; and nextTimeout never sleeps past the
+// earliest pending deadline.
+func TestWheelMatchesModel(t *testing.T) {
+	const tick = time.Millisecond
+	rng := newRand(t)
+	var w wheel
+	epoch := time.Now()
+	w.init(tick, epoch)
+	h := HandlerFunc(func(*Loop, uint64, *ring.CQE) {})
+	model := map[TimerID]int64{} // pending timer -> deadline tick
+	var ids []TimerID
+	now := int64(0) // current tick
+	for step := 0; step < 20000; step++ {
+		switch op := rng.IntN(10); {
+		case op < 5:
+			var at time.Time
+			switch rng.IntN(20) {
+			case 0:
+				at = epoch.Add(math.MaxInt64)
+			case 1:
+				at = epoch.Add(time.Duration(now-int64(rng.IntN(50))) * tick) // past
+			default:
+				off := rng.IntN(3 * wheelSlots)
+				at = epoch.Add(time.Duration(now)*tick + time.Duration(off)*tick + time.Duration(rng.IntN(int(tick))))
+			}
+			id := w.add(h, 0, at)
+			want := w.tickOf(at)
+			if want <= w.now {
+				want = w.now + 1
+			}
+			model[id] = want
+			ids = append(ids, id)
+		case op < 7 && len(ids) > 0:
+			id := ids[rng.IntN(len(ids))]
+			_, pending := model[id]
+			if got := w.stop(id); got != pending {
+				t.Fatalf("step %d: stop = %v, pending %v", step, got, pending)
+			}
+			delete(model, id)
+		default:
+			nowT := epoch.Add(time.Duration(now) * tick)
+			if d := w.nextTimeout(nowT); len(model) > 0 {
+				first := int64(math.MaxInt64)
+				for _, when := range model {
+					first = min(first, when)
+				}
+				if first-now < int64(maxWait/tick) && nowT.Add(d).After(epoch.Add(time.Duration(first)*tick)) {
+					t.Fatalf("step %d: nextTimeout %v sleeps past the first deadline (tick %d, now %d)", step, d, first, now)
+				}
+			}
+			switch rng.IntN(10) {
+			case 0:
+				now += int64(wheelSlots + rng.IntN(3*wheelSlots))
+			default:
+				now += int64(rng.IntN(40))
+			}
+			for _, id := range w.collect(now) {
+				when, ok := model[id]
+				if !ok {
+					t.Fatalf("step %d: timer %#x fired but is not pending", step, uint64(id))
+				}
+				if when > now {
+					t.Fatalf("step %d: timer due at %d fired at %d", step, when, now)
+				}
+				delete(model, id)
+				i, _ := w.lookup(id)
+				w.release(i)
+			}
+			for id, when := range model {
+				if when <= now {
+					t.Fatalf("step %d: timer %#x due at %d not fired at %d", step, uint64(id), when, now)
+				}
+			}
+		}
+		if w.count != len(model) {
+			t.Fatalf("step %d: count %d, model %d", step, w.count, len(model))
+		}
+	}
+}
+
+func newRand(t *testing.T) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	return rand.New(rand.NewPCG(seed, 1))
+}
+
+// rearmer re-arms itself from its own handler, at a time already past, and
+// stops a timer of the same batch.
+type rearmer struct {
+	n     int
+	ticks []int64
+	done  chan struct{}
+}
+
+func (r *rearmer) HandleCompletion(l *Loop, tag uint64, c *ring.CQE) {
+	r.n++
+	r.ticks = append(r.ticks, l.wheel.now)
+	if r.n == 50 {
+		close(r.done)
+		return
+	}
+	l.Timer(r, tag, time.Now().Add(-time.Second))
+}
+
+// A timer scheduled from a timer handler, even for a time already past,
+// fires on a later tick, never within the same batch (which would loop
+// without end).
+func TestTimerRearmedFromItsHandler(t *testing.T) {
+	rt := newRuntime(t, &Config{Loops: 1})
+	l := rt.Loops()[0]
+	r := &rearmer{done: make(chan struct{})}
+	call(t, l, func(l *Loop) { l.Timer(r, 0, time.Now()) })
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("re-armed timers stopped firing")
+	}
+	var ticks []int64
+	call(t, l, func(*Loop) { ticks = append(ticks, r.ticks...) })
+	for i := 1; i < len(ticks); i++ {
+		if ticks[i] <= ticks[i-1] {
+			t.Fatalf("firing %d on tick %d, after firing %d on tick %d: same batch", i, ticks[i], i-1, ticks[i-1])
+		}
+	}
+}
