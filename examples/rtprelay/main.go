@@ -11,7 +11,10 @@
 // by reason) are printed every -stats interval and at exit, as text or, with
 // -json, as JSON lines. SIGINT or SIGTERM stops it.
 //
-// -impl selects the transport: "go" is the Go net package reference relay.
+// -impl selects the transport: "ringwire" (the default) relays on io_uring
+// event loops (-loops of them), forwarding each received buffer without a
+// copy; "go" is the Go net package reference relay. Where io_uring is
+// unavailable, the default falls back to "go" and says so on stderr.
 package main
 
 import (
@@ -26,6 +29,7 @@ import (
 
 	"github.com/ringwire/ringwire/examples/rtprelay/gorelay"
 	"github.com/ringwire/ringwire/examples/rtprelay/relay"
+	"github.com/ringwire/ringwire/examples/rtprelay/ringrelay"
 )
 
 func main() {
@@ -47,7 +51,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := flag.NewFlagSet("rtprelay", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	cfg.RegisterFlags(fs)
-	impl := fs.String("impl", "go", "transport: go (Go net package)")
+	impl := fs.String("impl", "ringwire", "transport: ringwire (io_uring event loops) or go (Go net package)")
+	loops := fs.Int("loops", 1, "ringwire: number of event loops; stream i runs on loop i mod loops")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +62,17 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if _, err := cfg.Validate(); err != nil {
 		return err
 	}
+	implSet := false
+	fs.Visit(func(f *flag.Flag) { implSet = implSet || f.Name == "impl" })
+	if *impl == "ringwire" && !implSet {
+		if err := ringrelay.Available(); err != nil {
+			fmt.Fprintf(errOut, "rtprelay: %v; using -impl go\n", err)
+			*impl = "go"
+		}
+	}
 	switch *impl {
+	case "ringwire":
+		return ringrelay.Run(ctx, &ringrelay.Config{Config: cfg, Loops: *loops}, out)
 	case "go":
 		return gorelay.Run(ctx, &gorelay.Config{Config: cfg}, out)
 	default:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ringwire/ringwire/examples/rtprelay/relay"
+	"github.com/ringwire/ringwire/examples/rtprelay/ringrelay"
 	"github.com/ringwire/ringwire/examples/rtprelay/rtptest"
 )
 
@@ -37,10 +39,42 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestRunCLI runs the command's flag path end to end: two streams, JSON
-// statistics, on ports found free just before (the relay binds them itself,
-// as the command does).
+// started returns a channel closed once out has a line: the relay prints its
+// first report one -stats interval after it has bound its sockets. It gives
+// up (closes the channel) after 10 s or when ctx is done.
+func started(ctx context.Context, out *syncBuffer) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(5 * time.Millisecond) {
+			if strings.Contains(out.String(), "\n") {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// TestRunCLI runs the command's flag path end to end with each transport:
+// two streams, JSON statistics, on ports found free just before (the relay
+// binds them itself, as the command does).
 func TestRunCLI(t *testing.T) {
+	for _, impl := range []string{"ringwire", "go"} {
+		t.Run(impl, func(t *testing.T) {
+			if impl == "ringwire" {
+				if err := ringrelay.Available(); err != nil {
+					if os.Getenv("RINGWIRE_STRICT") == "1" {
+						t.Fatal(err)
+					}
+					t.Skipf("io_uring unavailable: %v", err)
+				}
+			}
+			testRunCLI(t, impl)
+		})
+	}
+}
+
+func testRunCLI(t *testing.T, impl string) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	dests, err := relay.ListenConsecutiveUDP(lo, 2, 100)
 	if err != nil {
@@ -60,7 +94,7 @@ func TestRunCLI(t *testing.T) {
 		probe[0].Close()
 		probe[1].Close()
 		ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
-		args := []string{"-in", in.String(), "-out", dests[0].LocalAddr().String(), "-streams", "2", "-json", "-stats", "10ms"}
+		args := []string{"-in", in.String(), "-out", dests[0].LocalAddr().String(), "-streams", "2", "-json", "-stats", "10ms", "-impl", impl}
 		go func() { done <- run(ctx, args, &out, &errOut) }()
 		select {
 		case err := <-done:
@@ -69,7 +103,7 @@ func TestRunCLI(t *testing.T) {
 				continue
 			}
 			t.Fatalf("run: %v", err)
-		case <-time.After(50 * time.Millisecond):
+		case <-started(ctx, &out):
 		}
 		break
 	}
@@ -105,6 +139,9 @@ func TestRunCLI(t *testing.T) {
 		if !ok || l.Stats.Received != 50 || l.Stats.PacketsOut != 50 || l.Local != netip.AddrPortFrom(lo, in.Port()+uint16(i)).String() {
 			t.Errorf("leg %d: %+v", i, l)
 		}
+	}
+	if impl == "ringwire" && (last.Transport["loops"] != 1 || last.Transport["sends"] != 100) {
+		t.Errorf("transport counters %v", last.Transport)
 	}
 }
 

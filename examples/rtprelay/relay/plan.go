@@ -94,6 +94,10 @@ type Plan struct {
 	Config Config
 	// Sessions holds one Session per stream, in port order.
 	Sessions []Session
+	// TransportStats, if set before the relay starts, returns the
+	// transport's own counters for Report's Transport field. It is called
+	// from the goroutine that asks for the report.
+	TransportStats func() map[string]uint64
 
 	start time.Time
 }

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ringwire/ringwire/examples/rtprelay/rtpcheck"
@@ -51,11 +54,18 @@ type Report struct {
 	Legs []LegReport `json:"legs"`
 	// Drops sums the drops of every leg.
 	Drops rtpcheck.Drops `json:"drops"`
+	// Transport holds the transport's own counters (Plan.TransportStats),
+	// such as datagrams the kernel dropped before the relay saw them; nil
+	// when the transport reports none.
+	Transport map[string]uint64 `json:"transport,omitempty"`
 }
 
 // Report snapshots every leg.
 func (p *Plan) Report() Report {
 	r := Report{Time: time.Now(), Uptime: p.Now()}
+	if p.TransportStats != nil {
+		r.Transport = p.TransportStats()
+	}
 	for i := range p.Sessions {
 		s := &p.Sessions[i]
 		r.add(LegReport{Stream: i, Dir: Forward, Dest: -1, Local: addrString(s.Ingress), Peer: addrString(s.Caller.Addr()), Stats: s.Fwd.Snapshot()})
@@ -112,7 +122,18 @@ func (r *Report) WriteText(w io.Writer) error {
 			return err
 		}
 	}
-	return nil
+	if len(r.Transport) == 0 {
+		return nil
+	}
+	keys := slices.Sorted(maps.Keys(r.Transport))
+	var b strings.Builder
+	b.WriteString("transport:")
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%d", k, r.Transport[k])
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // WriteJSON writes the report as one line of JSON.

@@ -1,0 +1,74 @@
+//go:build linux
+
+package main
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/ringwire/ringwire/examples/rtprelay/relay"
+	"github.com/ringwire/ringwire/examples/rtprelay/ringrelay"
+)
+
+// addRingwireRelayModes registers the io_uring relay mode "ringwire-relay":
+// examples/rtprelay/ringrelay, the same job as "gorelay" (a socket per
+// stream, RTP validated and counted per packet) on netio's handler API, each
+// received buffer forwarded without a copy.
+func addRingwireRelayModes(r *registry) {
+	r.relay["ringwire-relay"] = startRingwireRelay
+}
+
+// ringRelayServer adapts ringrelay.Relay to ringbench: stream i is received
+// on its own ingress socket and sent to Dest.Port()+i. It runs
+// RelayConfig.Loops event loops (one when 0: the relay's goal is one loop).
+type ringRelayServer struct {
+	r *ringrelay.Relay
+}
+
+func startRingwireRelay(cfg RelayConfig) (Server, error) {
+	dest, err := netip.ParseAddrPort(cfg.Dest)
+	if err != nil {
+		return nil, err
+	}
+	bind, err := netip.ParseAddrPort(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	n := max(cfg.Streams, 1)
+	ingress, err := relay.ListenConsecutiveUDP(bind.Addr(), n, 20)
+	if err != nil {
+		return nil, err
+	}
+	r, err := ringrelay.New(&ringrelay.Config{
+		Config:     relay.Config{Out: []netip.AddrPort{dest}, Streams: n},
+		Ingress:    ingress,
+		Loops:      max(cfg.Loops, 1),
+		ReadBuffer: 4 << 20, // as gorelay's mode
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ringRelayServer{r: r}, nil
+}
+
+func (s *ringRelayServer) Addr() net.Addr {
+	return net.UDPAddrFromAddrPort(s.r.IngressAddrs()[0])
+}
+
+// IngressAddrs returns one address per stream.
+func (s *ringRelayServer) IngressAddrs() []netip.AddrPort { return s.r.IngressAddrs() }
+
+// Stats reports the forwarded packets and bytes and the loops'
+// io_uring_enter calls.
+func (s *ringRelayServer) Stats() ServerStats {
+	st := ServerStats{SyscallName: "io_uring_enter", Syscalls: int64(s.r.Stats().Enters)}
+	for _, l := range s.r.Report().Legs {
+		if l.Dir == relay.Forward {
+			st.Packets += int64(l.Stats.PacketsOut)
+			st.Bytes += int64(l.Stats.BytesOut)
+		}
+	}
+	return st
+}
+
+func (s *ringRelayServer) Close() error { return s.r.Close() }
