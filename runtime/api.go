@@ -59,6 +59,13 @@ type Config struct {
 	// Logger receives the loop's feature tier once at start, panics, and
 	// shutdown problems; never anything per operation. nil: zap.NewNop().
 	Logger *zap.Logger
+	// KeepGOMAXPROCS stops New from raising GOMAXPROCS. By default, when
+	// GOMAXPROCS is not larger than Loops, New raises it to Loops+1 (and logs
+	// that once): a loop thread keeps its P while it blocks in io_uring_enter,
+	// so with no spare P a goroutine the loop has just woken waits for the Go
+	// scheduler's monitor (20 µs to 10 ms) to take that P back. The change is
+	// process-wide and is not undone by Close.
+	KeepGOMAXPROCS bool
 
 	// wake selects the loop wakeup mechanism (benchmarks compare them).
 	wake wakeMode

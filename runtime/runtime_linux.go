@@ -5,9 +5,11 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwire/ringwire/ring"
@@ -33,6 +35,9 @@ func New(cfg *Config) (*Runtime, error) {
 	probe, err := ring.ProbeKernel()
 	if err != nil {
 		return nil, err
+	}
+	if !c.KeepGOMAXPROCS {
+		ensureSpareP(c.Loops, c.Logger)
 	}
 	cp := &c
 	rt := &Runtime{loops: make([]*Loop, c.Loops)}
@@ -125,4 +130,21 @@ func allowedCPUs() int {
 		}
 	}
 	return 1
+}
+
+// gomaxprocsMu serialises the read-modify-write of GOMAXPROCS when several
+// runtimes start at once.
+var gomaxprocsMu sync.Mutex
+
+// ensureSpareP raises GOMAXPROCS to loops+1 when loops would otherwise hold
+// every P (see Config.KeepGOMAXPROCS), so goroutines that loops wake have a P
+// to run on at once.
+func ensureSpareP(loops int, log *zap.Logger) {
+	gomaxprocsMu.Lock()
+	defer gomaxprocsMu.Unlock()
+	if prev := goruntime.GOMAXPROCS(0); prev <= loops {
+		goruntime.GOMAXPROCS(loops + 1)
+		log.Info("runtime: raised GOMAXPROCS so woken goroutines need not wait for a loop's P",
+			zap.Int("from", prev), zap.Int("to", loops+1), zap.Int("loops", loops))
+	}
 }
