@@ -71,6 +71,7 @@ type Conn struct {
 	local  netip.AddrPort
 	remote netip.AddrPort
 	ctx    any
+	guard  *fdGuard // set when goroutines may use fd (net.Conn Write); closes it
 
 	recvOp   runtime.OpID
 	sendOp   runtime.OpID
@@ -600,7 +601,15 @@ func (c *Conn) maybeFinish() {
 	}
 	c.state = stClosed
 	delete(c.ls.fds, c.fd)
-	closeFD(c.fd)
+	if c.guard != nil {
+		c.guard.close() // now, or by the last goroutine inside a call on fd
+	} else {
+		closeFD(c.fd)
+	}
 	c.q = nil
 	c.h.OnClose(c, c.reason)
 }
+
+// recvArmed reports whether a receive is armed (kickStarved skips a connection
+// that closed or paused while it waited for buffers). Loop thread.
+func (c *Conn) recvArmed() bool { return c.recvOp != 0 }

@@ -37,10 +37,14 @@ type tcpConn struct {
 	rel       []bufring.Lease // read, to be released on the loop
 	relSpare  []bufring.Lease
 	relPosted bool
-	gone      bool // OnClose has run: the socket is closed
+	deferred  int      // leases of rel counted in tloop's budget
+	tloop     *tcpLoop // the loop's net.Conn state; set by attach
+	gone      bool     // OnClose has run: the socket is closed
 	wbuf      []byte
 	wn        int
 	werr      error
+
+	guard *fdGuard // lets Write call send(2) itself; set by attach
 
 	rsig      chan struct{}
 	wsig      chan struct{}
@@ -89,6 +93,10 @@ func newTCPConn(l *runtime.Loop, cfg *Config, network string) *tcpConn {
 // attach makes t the handler of c (on c's loop).
 func (t *tcpConn) attach(c *Conn) {
 	t.c = c
+	t.guard = newFDGuard(c.fd)
+	c.guard = t.guard
+	t.tloop = tcpLoopOf(c.ls)
+	t.tloop.track(c.ls, t.guard)
 	c.setHandler(t)
 	t.laddr = net.TCPAddrFromAddrPort(c.local)
 	t.raddr = net.TCPAddrFromAddrPort(c.remote)
@@ -108,9 +116,20 @@ func (t *tcpConn) OnOpen(*Conn) {}
 func (t *tcpConn) OnData(c *Conn, d *Data) {
 	lease := d.Keep()
 	t.mu.Lock()
+	freed := len(t.rel) > 0
+	if freed {
+		// Leases Read consumed and left for the loop (see tcpLoop).
+		for i := range t.rel {
+			t.rel[i].Release()
+		}
+		clear(t.rel)
+		t.rel = t.rel[:0]
+		t.tloop.give(t.deferred)
+		t.deferred = 0
+	}
 	t.rq = append(t.rq, lease)
 	t.rbytes += lease.Len()
-	pause := !t.paused && t.rbytes >= t.cfg.ReadAhead
+	pause := !t.paused && t.overReadAhead()
 	if pause {
 		t.paused = true
 	}
@@ -119,6 +138,9 @@ func (t *tcpConn) OnData(c *Conn, d *Data) {
 		c.PauseRecv()
 	}
 	signal(t.rsig)
+	if freed {
+		c.ls.kickStarved()
+	}
 }
 
 func (t *tcpConn) OnPeerClose(*Conn) {
@@ -180,6 +202,8 @@ func (t *tcpConn) run(op uint8) {
 			t.rel[i].Release()
 		}
 		t.rq, t.rhead, t.roff, t.rbytes, t.rel = nil, 0, 0, 0, nil
+		t.tloop.give(t.deferred)
+		t.deferred = 0
 		t.mu.Unlock()
 	}
 }
@@ -192,7 +216,9 @@ func (t *tcpConn) release() {
 	rel := t.rel
 	t.rel, t.relSpare = t.relSpare[:0], nil
 	t.relPosted = false
-	resume := t.paused && t.rbytes < t.cfg.ReadAhead/2 && !t.gone
+	t.tloop.give(t.deferred)
+	t.deferred = 0
+	resume := t.paused && t.underReadAhead() && !t.gone
 	if resume {
 		t.paused = false
 	}
@@ -230,6 +256,8 @@ func (t *tcpConn) postRelease() {
 		// The loop is gone and its buffers with it: drop the leases.
 		clear(t.rel)
 		t.rel = t.rel[:0]
+		t.tloop.give(t.deferred)
+		t.deferred = 0
 	}
 }
 
@@ -263,8 +291,15 @@ func (t *tcpConn) Read(b []byte) (int, error) {
 			return n, nil
 		}
 		err := t.rerr
-		if len(t.rel) > 0 {
-			t.postRelease() // about to block: give the buffers back now
+		if len(t.rel) > t.deferred {
+			// About to block: leave the consumed buffers to the loop's next
+			// OnData while the loop's budget allows (no wakeup), else give
+			// them back now. A paused or ended receive has no next OnData.
+			if t.paused || err != nil || !t.tloop.take(len(t.rel)-t.deferred) {
+				t.postRelease()
+			} else {
+				t.deferred = len(t.rel)
+			}
 		}
 		t.mu.Unlock()
 		if err == io.EOF {
@@ -310,16 +345,42 @@ func (t *tcpConn) consume(b []byte) int {
 	t.rbytes -= n
 	// Consumed leases go back in batches: with the next Write's task, when
 	// Read is about to block, or once relBatch of them have gathered.
-	if len(t.rel) >= relBatch || t.paused && t.rbytes < t.cfg.ReadAhead/2 {
+	if len(t.rel) >= relBatch || t.paused && t.underReadAhead() {
 		t.postRelease()
 	}
 	return n
 }
 
+// readAheadLeases bounds the provided buffers one net.Conn keeps queued for
+// Read, whatever they hold: small segments each take a whole buffer, so a
+// reader that does not read would otherwise pin the loop's shared ring long
+// before ReadAhead's byte count is reached (TestNetConnUnreadSmallMessagesStarveLoop
+// in examples/echo/echoserver).
+const readAheadLeases = 8
+
+// overReadAhead reports that receiving should pause; t.mu is held.
+func (t *tcpConn) overReadAhead() bool {
+	return t.rbytes >= t.cfg.ReadAhead || len(t.rq)-t.rhead >= readAheadLeases
+}
+
+// underReadAhead reports that a paused receive may resume; t.mu is held.
+func (t *tcpConn) underReadAhead() bool {
+	return t.rbytes < t.cfg.ReadAhead/2 && len(t.rq)-t.rhead <= readAheadLeases/2
+}
+
 // Write sends b and returns when the kernel has taken all of it (or on error,
-// deadline or Close, with the count sent so far). b is pinned and handed to
-// the kernel only while Write waits; with SEND_ZC (large writes) Write also
-// waits for the notification that the kernel is done with b.
+// deadline or Close, with the count sent so far).
+//
+// Fast path: below Config.SendZCThreshold, Write first calls send(2) itself
+// (MSG_DONTWAIT|MSG_NOSIGNAL) from the calling goroutine, as package net
+// does; if the socket buffer takes all of b, nothing crosses to the loop.
+// No ring send of this connection is queued or in flight here (ring sends
+// are made only by Write and ReadFrom, under writeMu, and both wait for
+// them), so the bytes stay in order. The fd is used under t.guard, so the
+// loop never closes it during the call. What send(2) did not take (EAGAIN,
+// a partial send, or a large write meant for SEND_ZC) goes through the ring:
+// b is pinned and handed to the kernel only while Write waits; with SEND_ZC
+// Write also waits for the notification that the kernel is done with b.
 func (t *tcpConn) Write(b []byte) (int, error) {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
@@ -329,18 +390,69 @@ func (t *tcpConn) Write(b []byte) (int, error) {
 	if t.wdl.expired() {
 		return 0, t.opError("write", os.ErrDeadlineExceeded)
 	}
-	t.mu.Lock()
-	if t.gone {
-		err := t.rerr
-		t.mu.Unlock()
-		if err == io.EOF {
-			err = net.ErrClosed
-		}
-		return 0, t.opError("write", err)
+	if !t.guard.acquire() {
+		return 0, t.goneError()
 	}
 	if len(b) == 0 {
-		t.mu.Unlock()
+		t.guard.release()
 		return 0, nil
+	}
+	sent := 0
+	if zc := t.cfg.SendZCThreshold; zc < 0 || len(b) < zc {
+		n, err := sendNow(t.guard.fd, b)
+		t.guard.release()
+		if n == len(b) {
+			return n, nil
+		}
+		if err != nil && err != unix.EAGAIN {
+			return 0, t.sendFailed(err)
+		}
+		sent = n
+	} else {
+		t.guard.release()
+	}
+	n, err := t.writeRing(b[sent:])
+	return sent + n, err
+}
+
+// sendNow is one non-blocking send(2) of b on fd; EINTR is retried.
+func sendNow(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.SendmsgN(fd, b, nil, nil, unix.MSG_DONTWAIT|msgNoSignal)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// sendFailed ends the connection after the fast path's send(2) failed with
+// err, as the ring path does after a failed SEND (the Conn closes with the
+// error, which later Reads report), and returns Write's error.
+func (t *tcpConn) sendFailed(errno error) error {
+	err := os.NewSyscallError("send", errno)
+	_ = t.l.Post(runtime.TaskFunc(func(*runtime.Loop) {
+		t.c.Close(err)
+	}))
+	return t.opError("write", err)
+}
+
+// goneError is Write's error once the loop has closed the socket.
+func (t *tcpConn) goneError() error {
+	t.mu.Lock()
+	err := t.rerr
+	t.mu.Unlock()
+	if err == io.EOF || err == nil {
+		err = net.ErrClosed
+	}
+	return t.opError("write", err)
+}
+
+// writeRing sends b through the loop and waits for the result.
+func (t *tcpConn) writeRing(b []byte) (int, error) {
+	t.mu.Lock()
+	if t.gone {
+		t.mu.Unlock()
+		return 0, t.goneError()
 	}
 	t.wbuf, t.wn, t.werr = b, 0, nil
 	t.mu.Unlock()
@@ -393,6 +505,7 @@ func (t *tcpConn) Close() error {
 		return nil // the loop closed the socket at shutdown
 	}
 	<-t.done
+	<-t.guard.closed() // a Write inside send(2) may close the fd after the loop
 	return nil
 }
 
