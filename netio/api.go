@@ -13,6 +13,12 @@ import (
 type ListenConfig struct {
 	// Runtime runs the sockets; nil means the default runtime.
 	Runtime *runtime.Runtime
+	// Loop, if set, is the loop ListenUDP, FileUDP and ListenPacket put their
+	// socket on, instead of the next loop of Runtime in turn (so that sockets
+	// that forward to each other share a loop). It must be one of Runtime's
+	// loops when Runtime is set; with Runtime nil it is used as is. TCP
+	// listeners spread over all the loops and ignore it.
+	Loop *runtime.Loop
 	// Config holds the options; nil means defaults.
 	Config *Config
 }
@@ -22,6 +28,11 @@ type ListenConfig struct {
 type Dialer struct {
 	// Runtime runs the sockets; nil means the default runtime.
 	Runtime *runtime.Runtime
+	// Loop, if set, is the loop DialUDP puts its socket on, instead of the
+	// next loop of Runtime in turn. It must be one of Runtime's loops when
+	// Runtime is set; with Runtime nil it is used as is. Dial, DialContext
+	// and DialHandler ignore it.
+	Loop *runtime.Loop
 	// Config holds the options; nil means defaults.
 	Config *Config
 	// Timeout bounds the connect, as net.Dialer.Timeout does; 0 means none

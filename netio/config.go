@@ -38,6 +38,7 @@ type Config struct {
 	// queued for Read before it stops receiving (the peer then slows down, as
 	// with a full socket buffer). Default 64 KiB: unread bytes sit in the
 	// loop's shared provided buffers, so this bounds what one slow reader holds.
+	// A net.Conn also stops at 8 queued buffers, however few bytes they hold.
 	ReadAhead int
 	// Accept chooses how connections reach the loops. Default AcceptReusePort.
 	Accept AcceptMode

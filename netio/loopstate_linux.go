@@ -22,6 +22,16 @@ const groupID uint16 = 0x7277
 // rearmer is a socket whose multishot receive ended with ENOBUFS.
 type rearmer interface{ rearmRecv() }
 
+// recvArmer is a rearmer that reports whether its rearmRecv armed a receive
+// (not when the socket closed or paused while it waited). A rearmer without
+// it is taken to have armed one.
+type recvArmer interface{ recvArmed() bool }
+
+// rearmShare is how many of the available buffers kickStarved leaves, on
+// average, to each receive it re-arms: re-arming more receives than there are
+// buffers only ends the extra ones with ENOBUFS again.
+const rearmShare = 2
+
 // loopState is what netio keeps per event loop: the provided buffer group
 // every receive of the loop selects from, the arena sends are copied into,
 // the sockets waiting for buffers, and the sockets to close at shutdown.
@@ -33,7 +43,9 @@ type loopState struct {
 	gid      uint16 // the group's buffer group id
 	ownGroup bool   // made here (else the runtime's, closed by it)
 	ownArena bool
-	starved  []rearmer
+	starved  []rearmer // FIFO: re-armed from the front, starved again at the back
+	kicking  bool
+	kicks    kickCounts
 	timer    runtime.TimerID
 	fds      map[int]struct{} // sockets open on this loop, closed at shutdown
 	data     Data             // reused for every OnData call
@@ -51,6 +63,13 @@ type loopCounters struct {
 	accepted    atomic.Uint64
 	acceptErrs  atomic.Uint64
 	truncated   atomic.Uint64
+}
+
+// kickCounts describes kickStarved's work, for tests. Loop thread only.
+type kickCounts struct {
+	kicks  int // kicks that found starved receives
+	rearms int // receives re-armed by them
+	max    int // most receives re-armed by one kick
 }
 
 // states maps a *runtime.Loop to its *loopState. Entries are added on the
@@ -133,21 +152,47 @@ func (ls *loopState) HandleCompletion(_ *runtime.Loop, _ uint64, _ *ring.CQE) {
 	ls.kickStarved()
 }
 
-// kickStarved re-arms starved receives while the group has buffers.
+// kickStarved re-arms starved receives, oldest first, while the group has
+// buffers for them: at most Available()/rearmShare (at least one while any
+// buffer is available) per call, since arming a receive does not lower
+// Available() and re-arming every starved socket at once would end all but a
+// few with ENOBUFS again, every tick. The rest stay queued in order, and a
+// re-armed receive that starves again queues behind them, so every socket gets
+// its turn. Each re-arm counts in Stats.Rearms.
 func (ls *loopState) kickStarved() {
-	if len(ls.starved) == 0 {
+	if len(ls.starved) == 0 || ls.kicking {
 		return
 	}
+	ls.kicking = true
 	ls.group.Flush()
-	n := 0
-	for n < len(ls.starved) && ls.group.Available() > 0 {
-		ls.starved[n].rearmRecv()
+	avail := ls.group.Available()
+	budget := avail / rearmShare
+	if budget == 0 && avail > 0 {
+		budget = 1
+	}
+	n, armed := 0, 0
+	for n < len(ls.starved) && armed < budget {
+		r := ls.starved[n]
 		ls.starved[n] = nil
 		n++
+		r.rearmRecv()
+		if ra, ok := r.(recvArmer); !ok || ra.recvArmed() {
+			armed++
+		}
 	}
 	rest := copy(ls.starved, ls.starved[n:])
 	clear(ls.starved[rest:])
 	ls.starved = ls.starved[:rest]
+	ls.kicking = false
+	ls.kicks.kicks++
+	ls.kicks.rearms += armed
+	ls.kicks.max = max(ls.kicks.max, armed)
+	if armed > 0 {
+		ls.stats.rearms.Add(uint64(armed))
+		for range armed {
+			ls.l.CountRearm()
+		}
+	}
 	if n > 0 {
 		ls.group.Rearmed()
 	}

@@ -415,7 +415,8 @@ func (p *packetConn) SetWriteBuffer(bytes int) error {
 	})
 }
 
-// ListenPacket announces on the local address, as net.ListenConfig.ListenPacket does.
+// ListenPacket announces on the local address, as net.ListenConfig.ListenPacket
+// does, on lc.Loop or else on the next loop of the runtime in turn.
 func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
 	cfg, err := lc.Config.withDefaults()
 	if err != nil {
@@ -429,7 +430,7 @@ func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address strin
 		var nl net.ListenConfig
 		return nl.ListenPacket(ctx, network, address)
 	}
-	rt, err := lc.runtime()
+	l, err := pickLoop(lc.Runtime, lc.Loop)
 	if err != nil {
 		return nil, opErr("listen", network, nil, nil, "", err)
 	}
@@ -442,7 +443,7 @@ func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address strin
 		return nil, opErr("listen", network, nil, udpAddrOrNil(aps[0]), "bind", err)
 	}
 	family, _ := socketFor(k, aps[0])
-	p := newPacketConn(rt.Next(), &cfg, network)
+	p := newPacketConn(l, &cfg, network)
 	p.laddr = net.UDPAddrFromAddrPort(local)
 	if err := p.open(fd, family, local, netip.AddrPort{}); err != nil {
 		return nil, opErr("listen", network, nil, p.laddr, "", err)

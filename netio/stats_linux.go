@@ -6,6 +6,11 @@ import "github.com/ringwire/ringwire/runtime"
 
 // StatsOf sums netio's counters over rt's loops. Any goroutine; the counters
 // are read atomically but not as one snapshot.
+//
+// Stats.Rearms counts every multishot receive re-armed after its final CQE:
+// after a data CQE without IORING_CQE_F_MORE, and after one that ended with
+// ENOBUFS, once buffers were back (each Starved receive is re-armed once,
+// unless its socket closed or paused while it waited).
 func StatsOf(rt *runtime.Runtime) Stats {
 	var s Stats
 	for _, l := range rt.Loops() {

@@ -57,7 +57,6 @@ type udpSend struct {
 	lease  bufring.Lease
 	tag    uint64
 	notify bool
-	res    int32
 	next   *udpSend
 }
 
@@ -91,10 +90,15 @@ func (u *UDPConn) SetContext(v any) { u.ctx = v }
 // Context returns the value stored with SetContext.
 func (u *UDPConn) Context() any { return u.ctx }
 
+// rearmRecv re-arms a receive that ended with ENOBUFS (loopState.kickStarved).
 func (u *UDPConn) rearmRecv() {
 	u.starved = false
 	u.armRecv()
 }
+
+// recvArmed reports whether a receive is armed: after rearmRecv, false when
+// the socket closed or paused meanwhile (kickStarved then counts no re-arm).
+func (u *UDPConn) recvArmed() bool { return u.recvOp != 0 }
 
 func (u *UDPConn) armRecv() {
 	if u.recvOp != 0 || u.state != stOpen || u.paused || u.starved {
@@ -153,15 +157,14 @@ func (o *udpOps) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 		u.maybeFinish()
 		return
 	}
-	errno := cqe.Errno()
-	switch {
-	case errno == syscall.ENOBUFS:
+	switch errno := cqe.Errno(); errno {
+	case syscall.ENOBUFS:
 		_, _ = u.ls.group.Lease(cqe)
 		if final && u.state == stOpen {
 			u.starved = true
 			u.ls.starve(u)
 		}
-	case errno == syscall.ECANCELED:
+	case syscall.ECANCELED:
 		if u.ls.l.Closing() {
 			u.Close(net.ErrClosed) // the loop is shutting down
 		} else if final {
@@ -227,7 +230,12 @@ func (u *UDPConn) canSend() error {
 }
 
 // WriteTo copies b into loop-owned memory and sends it to to (the zero
-// AddrPort: the connected peer). The caller may reuse b at once.
+// AddrPort: the connected peer). The caller may reuse b at once. It returns
+// net.ErrClosed once Close was called, ErrWriteQueueFull above
+// Config.WriteHighWater, a bufring error when the loop's send arena has no
+// block for b, and another error when the send cannot be queued (to of the
+// wrong address family, or the loop closing); a send that returned an error
+// gets no OnSent.
 func (u *UDPConn) WriteTo(b []byte, to netip.AddrPort, tag uint64) error {
 	if err := u.canSend(); err != nil {
 		return err
@@ -240,13 +248,20 @@ func (u *UDPConn) WriteTo(b []byte, to netip.AddrPort, tag uint64) error {
 	copy(buf, b)
 	s := u.getSend()
 	s.kind, s.fixed, s.buf, s.tag, s.notify = sendCopy, fl, buf, tag, u.hSent != nil
-	return u.start(s, to)
+	return u.start(s, to) // releases the block if it fails
 }
 
 // SendLeaseTo sends view, which lies in the lease's buffer (a received
-// datagram after Data.Keep), to to without copying, and releases the lease
-// when the send completes. To forward one datagram to several destinations,
-// Retain the lease once per extra send.
+// datagram after Data.Keep), to to without copying. To forward one datagram
+// to several destinations, Retain the lease once per extra send.
+//
+// SendLeaseTo always takes over the reference to l it is given, whatever it
+// returns: on success it releases it when the send completes (after OnSent);
+// on any error (net.ErrClosed, ErrWriteQueueFull, an address of the wrong
+// family, the loop closing, a full submission queue) it has released it
+// before returning, and no OnSent follows. Either way the caller must not
+// Release that reference; view stays valid for the caller only while it holds
+// another reference (one taken with Retain for a further send, say).
 func (u *UDPConn) SendLeaseTo(l bufring.Lease, view []byte, to netip.AddrPort, tag uint64) error {
 	if err := u.canSend(); err != nil {
 		l.Release()
@@ -254,7 +269,7 @@ func (u *UDPConn) SendLeaseTo(l bufring.Lease, view []byte, to netip.AddrPort, t
 	}
 	s := u.getSend()
 	s.kind, s.lease, s.buf, s.tag, s.notify = sendLease, l, view, tag, u.hSent != nil
-	return u.start(s, to)
+	return u.start(s, to) // releases the lease if it fails
 }
 
 // sendUser sends caller memory that stays pinned until completion (the
@@ -268,18 +283,21 @@ func (u *UDPConn) sendUser(b []byte, to netip.AddrPort, tag uint64) error {
 	return u.start(s, to)
 }
 
+// start queues s's send to to. If it fails, s's arena block or lease is
+// released (exactly once: the send never reached the kernel) and s recycled;
+// caller memory (sendUser) stays the caller's.
 func (u *UDPConn) start(s *udpSend, to netip.AddrPort) error {
 	s.raw.Len = 0
 	if to.IsValid() {
 		if err := s.raw.Set(to, u.family); err != nil {
-			u.putSend(s, false)
+			u.putSend(s, s.kind != sendUser)
 			return err
 		}
 	}
 	l := u.ls.l
 	sqe, id, err := l.NewOp(s, 0)
 	if err != nil {
-		u.putSend(s, false)
+		u.putSend(s, s.kind != sendUser)
 		return err
 	}
 	sqe.PrepSend(u.fd, s.buf, msgNoSignal)

@@ -4,14 +4,14 @@ package netio
 
 import (
 	"context"
-
 	"errors"
-	"github.com/ringwire/ringwire/runtime"
 	"net"
 	"net/netip"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringwire/ringwire/runtime"
 )
 
 type packetEvent struct {

@@ -16,8 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var _ [SizeofAny - unsafe.Sizeof(unix.RawSockaddrAny{})]struct{}
-var _ [unsafe.Sizeof(unix.RawSockaddrAny{}) - SizeofAny]struct{}
+// These check at compile time that SizeofAny is sizeof(unix.RawSockaddrAny).
+var (
+	_ [SizeofAny - unsafe.Sizeof(unix.RawSockaddrAny{})]struct{}
+	_ [unsafe.Sizeof(unix.RawSockaddrAny{}) - SizeofAny]struct{}
+)
 
 // AnyBytes returns rsa's memory as bytes, for Decode after an accept or a
 // getsockname/getpeername that filled it.

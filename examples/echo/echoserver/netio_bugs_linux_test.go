@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,16 +14,6 @@ import (
 	"github.com/ringwire/ringwire/runtime"
 )
 
-// knownBug skips a test that reproduced a known bug of another package,
-// unless RINGWIRE_KNOWN_BUGS=1 asks for it to fail.
-func knownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("RINGWIRE_KNOWN_BUGS") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf("known bug reproduced (RINGWIRE_KNOWN_BUGS=1 makes this fail): "+format, args...)
-}
-
 // TestNetConnUnreadSmallMessagesStarveLoop pins a netio net.Conn bug: a
 // connection whose application does not Read keeps one provided buffer
 // (16 KiB) per received segment, however small, and pauses only when the
@@ -32,7 +21,9 @@ func knownBug(t *testing.T, format string, args ...any) {
 // therefore hold more than the loop's whole buffer ring (256 buffers) while
 // counting 19 KiB, and every other connection of the loop is starved: its
 // receive ends with ENOBUFS and is re-armed only when buffers come back,
-// which they never do. The echo on the second connection never arrives.
+// which they never do. The echo on the second connection never arrived.
+// Fixed by netio's cap on the buffers that connections whose readers are not
+// reading may hold (a share of the loop's group).
 func TestNetConnUnreadSmallMessagesStarveLoop(t *testing.T) {
 	skipWithoutUring(t)
 	rt, err := runtime.New(&runtime.Config{Loops: 1})
@@ -116,7 +107,7 @@ func TestNetConnUnreadSmallMessagesStarveLoop(t *testing.T) {
 	}
 	st := netio.StatsOf(rt)
 	if rerr != nil {
-		knownBug(t, "netio: %d unread 64-byte messages on one net.Conn starve another connection of the loop: "+
+		t.Fatalf("netio: %d unread 64-byte messages on one net.Conn starve another connection of the loop: "+
 			"its echo did not arrive within 2s (%v); ENOBUFS CQEs %d, starved receives %d",
 			unread, rerr, enobufs, st.Starved)
 	}

@@ -270,14 +270,6 @@ func unpackTag(tag uint64, now time.Duration) (latency time.Duration, size, dest
 	return time.Duration((uint64(now) - tag) & tagTimeMask), int(tag >> tagTimeBits & tagSizeMask), int(tag >> 56)
 }
 
-// leaseReleasedOn reports whether a failed SendLeaseTo has already released
-// the lease it was given. netio releases it when the socket refuses the send
-// (closed, or queue above its high-water mark) but not when the send fails
-// later in its setup (submission queue full, loop closing, address family).
-func leaseReleasedOn(err error) bool {
-	return err == netio.ErrWriteQueueFull || err == net.ErrClosed
-}
-
 // OnPacket forwards a datagram arriving at the ingress socket to every
 // destination, sending the received buffer itself.
 func (ss *session) OnPacket(_ *netio.UDPConn, d *netio.Data) {
@@ -311,9 +303,8 @@ func (r *Relay) sendFailed(st *rtpcheck.Stream, err error, lease bufring.Lease) 
 	if err == netio.ErrWriteQueueFull {
 		r.sendFull.Add(1)
 	}
-	if !leaseReleasedOn(err) {
-		lease.Release()
-	}
+	// SendLeaseTo owns the lease whatever it returns: on an error it has
+	// already released it.
 }
 
 // OnSent completes a reverse-direction send from the ingress socket.
