@@ -130,7 +130,11 @@ func (p *timerProbe) HandleCompletion(l *Loop, tag uint64, c *ring.CQE) {
 // timer fires early; half fire within timerMedian of their time (one 1ms tick
 // plus scheduling), 99% within timerTolerance, none later than timerMax. The
 // tail is the loop thread waiting for a Go P when it returns from its wait,
-// not the wheel. Under the race detector the p99 and max bounds are 5x.
+// not the wheel. Under the race detector the bounds are 5x. When the machine
+// is so loaded (CI runs packages in parallel) that Go's own timers, measured
+// in the same run under the same load, are late too, each bound becomes twice
+// what Go's timers saw plus one tick, whichever is larger: the wheel must not
+// be worse than the scheduler it runs on.
 const (
 	timerMedian    = 5 * time.Millisecond
 	timerTolerance = 50 * time.Millisecond
@@ -186,6 +190,17 @@ func TestTimersUnderLoad(t *testing.T) {
 			}
 		}
 	})
+	// The reference: Go timers over the same spread, under the same load.
+	goLate := make([]time.Duration, 2000)
+	var goWG sync.WaitGroup
+	for i := range goLate {
+		at := time.Now().Add(time.Duration(1+rand.IntN(200)) * time.Millisecond)
+		goWG.Add(1)
+		time.AfterFunc(time.Until(at), func() {
+			goLate[i] = time.Since(at)
+			goWG.Done()
+		})
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for p.fired.Load() < int64(timers-stopped) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -201,11 +216,22 @@ func TestTimersUnderLoad(t *testing.T) {
 	if p.early != 0 {
 		t.Fatalf("%d timers fired early", p.early)
 	}
+	goWG.Wait()
 	slices.Sort(late)
-	p50, p99, max := late[len(late)/2], late[len(late)*99/100], late[len(late)-1]
-	t.Logf("lateness p50 %v p99 %v max %v (tick 1ms, bounds x%d)", p50, p99, max, raceScale)
-	if p50 > timerMedian*raceScale || p99 > timerTolerance*raceScale || max > timerMax*raceScale {
-		t.Fatalf("lateness p99 %v (tolerance %v), max %v (limit %v)", p99, timerTolerance, max, timerMax)
+	slices.Sort(goLate)
+	q := func(d []time.Duration) (p50, p99, max time.Duration) {
+		return d[len(d)/2], d[len(d)*99/100], d[len(d)-1]
+	}
+	p50, p99, max := q(late)
+	g50, g99, gmax := q(goLate)
+	bound := func(abs, goRef time.Duration) time.Duration {
+		return stdmax(abs*raceScale, 2*goRef+time.Millisecond)
+	}
+	b50, b99, bmax := bound(timerMedian, g50), bound(timerTolerance, g99), bound(timerMax, gmax)
+	t.Logf("lateness p50 %v p99 %v max %v; Go timers under the same load p50 %v p99 %v max %v; bounds %v %v %v",
+		p50, p99, max, g50, g99, gmax, b50, b99, bmax)
+	if p50 > b50 || p99 > b99 || max > bmax {
+		t.Fatalf("lateness p50 %v (bound %v), p99 %v (bound %v), max %v (bound %v)", p50, b50, p99, b99, max, bmax)
 	}
 	if s := l.Stats(); s.LiveTimers != 0 || s.TimersFired != uint64(timers-stopped) {
 		t.Fatalf("stats: %+v", s)
@@ -487,4 +513,11 @@ func TestConfigValidation(t *testing.T) {
 	if err != nil || c.Loops < 1 || c.QueueSize != 4096 || c.Logger == nil {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
+}
+
+func stdmax(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
 }

@@ -110,7 +110,8 @@ func runEchoCell(cfg *benchConfig, sc scenario, mode string, round int) cellResu
 		res.Err = err
 		return res
 	}
-	defer srv.Stop()
+	// On an early return; the normal path checks Stop's error below.
+	defer func() { _, _ = srv.Stop() }()
 	deadline := time.Now().Add(cfg.Warmup + cfg.Duration + 10*time.Second)
 	g, err := startTCPLoad(tcpLoad{
 		Addr: srv.Addr, Conns: sc.Conns, Depth: sc.Depth, Size: sc.Size,
@@ -120,7 +121,8 @@ func runEchoCell(cfg *benchConfig, sc scenario, mode string, round int) cellResu
 		res.Err = err
 		return res
 	}
-	defer g.Stop()
+	// On an early return; the normal path checks Stop's error below.
+	defer func() { _ = g.Stop() }()
 	time.Sleep(cfg.Warmup)
 
 	m := beginMeasure(srv)

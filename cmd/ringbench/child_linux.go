@@ -98,8 +98,10 @@ func startServer(spec serverSpec) (*serverProc, error) {
 		if ok, _, uring := perfAvailable(); ok && uring {
 			events += "," + perfUringEvent
 		}
-		perfArgs := []string{"stat", "-e", events, "-x,", "-D", "-1",
-			"--control", "fd:3,4", "-o", p.perfOut, "--", exe}
+		perfArgs := []string{
+			"stat", "-e", events, "-x,", "-D", "-1",
+			"--control", "fd:3,4", "-o", p.perfOut, "--", exe,
+		}
 		cmd = exec.Command("perf", append(perfArgs, args...)...)
 	} else {
 		cmd = exec.Command(exe, args...)

@@ -114,8 +114,10 @@ func runBench(args []string, stdout, stderr io.Writer, relayOnly bool) error {
 		return nil
 	}
 
-	cfg := &benchConfig{Preset: *preset, Duration: *duration, Warmup: *warmup, Rounds: *rounds,
-		Workers: *workers, MaxMsgs: *maxMsgs, Baselines: splitList(*baseline)}
+	cfg := &benchConfig{
+		Preset: *preset, Duration: *duration, Warmup: *warmup, Rounds: *rounds,
+		Workers: *workers, MaxMsgs: *maxMsgs, Baselines: splitList(*baseline),
+	}
 	if !*quiet {
 		cfg.Log = stderr
 	}

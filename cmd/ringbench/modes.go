@@ -59,6 +59,7 @@ type RelayConfig struct {
 // IngressServer is implemented by relays with one ingress socket per stream
 // (examples/rtprelay/gorelay): stream i sends to IngressAddrs()[i%len].
 type IngressServer interface {
+	// IngressAddrs returns the ingress sockets' addresses, indexed by stream.
 	IngressAddrs() []netip.AddrPort
 }
 

@@ -25,7 +25,9 @@ type gnetEcho struct {
 	done  chan error
 	conns atomic.Int64
 	bytes atomic.Int64
-	once  sync.Once
+
+	once     sync.Once
+	closeErr error // the first Close's result
 }
 
 func startGnetEcho(cfg EchoConfig) (Server, error) {
@@ -95,11 +97,10 @@ func (s *gnetEcho) Stats() ServerStats {
 }
 
 func (s *gnetEcho) Close() error {
-	var err error
 	s.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err = s.eng.Stop(ctx)
+		err := s.eng.Stop(ctx)
 		select {
 		case rerr := <-s.done:
 			if err == nil {
@@ -110,6 +111,7 @@ func (s *gnetEcho) Close() error {
 				err = ctx.Err()
 			}
 		}
+		s.closeErr = err
 	})
-	return err
+	return s.closeErr
 }

@@ -20,7 +20,9 @@ type goNetEcho struct {
 	mu     sync.Mutex
 	open   map[net.Conn]struct{}
 	closed bool
-	once   sync.Once
+
+	once     sync.Once
+	closeErr error // the first Close's result
 }
 
 // startGoNetEcho listens with MPTCP off (Go >= 1.24 defaults to MPTCP where the
@@ -89,9 +91,8 @@ func (s *goNetEcho) Stats() ServerStats {
 }
 
 func (s *goNetEcho) Close() error {
-	var err error
 	s.once.Do(func() {
-		err = s.ln.Close()
+		err := s.ln.Close()
 		if errors.Is(err, net.ErrClosed) {
 			err = nil
 		}
@@ -102,6 +103,7 @@ func (s *goNetEcho) Close() error {
 		}
 		s.mu.Unlock()
 		s.wg.Wait()
+		s.closeErr = err
 	})
-	return err
+	return s.closeErr
 }

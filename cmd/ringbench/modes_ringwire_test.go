@@ -117,3 +117,35 @@ func TestSmokeRingwire(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseIdempotentEveryMode starts every registered echo and relay mode
+// and closes it twice: both calls must succeed (the second returns the
+// first's result) and leave no goroutine behind (goleak in TestMain).
+func TestCloseIdempotentEveryMode(t *testing.T) {
+	skipWithoutUring(t)
+	reg := newRegistry()
+	check := func(t *testing.T, srv Server, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := srv.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	}
+	for mode, f := range reg.echo {
+		t.Run("echo/"+mode, func(t *testing.T) {
+			srv, err := f(EchoConfig{Addr: "127.0.0.1:0", Loops: 1})
+			check(t, srv, err)
+		})
+	}
+	for mode, f := range reg.relay {
+		t.Run("relay/"+mode, func(t *testing.T) {
+			srv, err := f(RelayConfig{Addr: "127.0.0.1:0", Dest: "127.0.0.1:9", Streams: 2, Loops: 1})
+			check(t, srv, err)
+		})
+	}
+}

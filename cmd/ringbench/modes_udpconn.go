@@ -20,7 +20,9 @@ type udpConnRelay struct {
 	wg      sync.WaitGroup
 	packets atomic.Int64
 	bytes   atomic.Int64
-	once    sync.Once
+
+	once     sync.Once
+	closeErr error // the first Close's result
 }
 
 func startUDPConnRelay(cfg RelayConfig) (Server, error) {
@@ -65,10 +67,9 @@ func (r *udpConnRelay) Stats() ServerStats {
 }
 
 func (r *udpConnRelay) Close() error {
-	var err error
 	r.once.Do(func() {
-		err = r.conn.Close()
+		r.closeErr = r.conn.Close()
 		r.wg.Wait()
 	})
-	return err
+	return r.closeErr
 }

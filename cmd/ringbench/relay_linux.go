@@ -69,8 +69,10 @@ func runRelayCell(cfg *benchConfig, rs relayScenario, mode string, round int) ce
 	}
 
 	srv, err := startServer(serverSpec{
-		Args: []string{"-kind", "relay", "-mode", mode, "-addr", "127.0.0.1:0", "-to", sinkAddr.String(),
-			"-streams", fmt.Sprint(rs.Streams)},
+		Args: []string{
+			"-kind", "relay", "-mode", mode, "-addr", "127.0.0.1:0", "-to", sinkAddr.String(),
+			"-streams", fmt.Sprint(rs.Streams),
+		},
 		CPUs: cfg.ServerCPUs,
 		Perf: cfg.Perf,
 	})
@@ -78,7 +80,8 @@ func runRelayCell(cfg *benchConfig, rs relayScenario, mode string, round int) ce
 		res.Err = err
 		return res
 	}
-	defer srv.Stop()
+	// On an early return; the normal path checks Stop's error below.
+	defer func() { _, _ = srv.Stop() }()
 	ingress := srv.Addrs
 	if len(ingress) == 0 {
 		ingress = []string{srv.Addr}

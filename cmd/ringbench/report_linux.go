@@ -327,9 +327,11 @@ func writeMarkdown(w io.Writer, cfg *benchConfig, rows []*aggRow) {
 		writeRow(w, hdr)
 		writeRow(w, sep(len(hdr)))
 		for _, r := range tcp {
-			cells := []string{r.Row, r.Mode, fnum(r.PerSec), fmt.Sprintf("%.0f%%", 100*r.Spread),
+			cells := []string{
+				r.Row, r.Mode, fnum(r.PerSec), fmt.Sprintf("%.0f%%", 100*r.Spread),
 				fus(r.P50), fus(r.P99), fus(r.P999),
-				fnum(r.SrvUsPer), fnum(r.SysPer)}
+				fnum(r.SrvUsPer), fnum(r.SysPer),
+			}
 			if anyUring {
 				cells = append(cells, fnum(r.UringPer))
 			}
@@ -367,8 +369,10 @@ func writeMarkdown(w io.Writer, cfg *benchConfig, rows []*aggRow) {
 		writeRow(w, hdr)
 		writeRow(w, sep(len(hdr)))
 		for _, r := range udp {
-			cells := []string{r.Row, r.Mode, fnum(r.SentPerSec), fnum(r.PerSec), fmt.Sprintf("%.2f", r.LossPct), lossIn(r),
-				fnum(r.SrvUsPer), fnum(r.SysPer)}
+			cells := []string{
+				r.Row, r.Mode, fnum(r.SentPerSec), fnum(r.PerSec), fmt.Sprintf("%.2f", r.LossPct), lossIn(r),
+				fnum(r.SrvUsPer), fnum(r.SysPer),
+			}
 			if anyUring {
 				cells = append(cells, fnum(r.UringPer))
 			}

@@ -234,15 +234,19 @@ func TestParseCPUList(t *testing.T) {
 // count prints as n/a.
 func TestReportSelfReportedSyscalls(t *testing.T) {
 	mk := func(mode string, self int64, name string) cellResult {
-		c := cellResult{Row: "1c pp 64B", Mode: mode, Msgs: 1000, Elapsed: time.Second,
+		c := cellResult{
+			Row: "1c pp 64B", Mode: mode, Msgs: 1000, Elapsed: time.Second,
 			SrvCPU: 10 * time.Millisecond, SrvRSSKiB: 2048, SrvPeakKiB: 4096, SrvSyscalls: -1,
-			SelfSys: self, SelfSysName: name, LoadCPU: 20 * time.Millisecond, LoadCores: 1, SrvCores: 1}
+			SelfSys: self, SelfSysName: name, LoadCPU: 20 * time.Millisecond, LoadCores: 1, SrvCores: 1,
+		}
 		c.Hist.record(30 * time.Microsecond)
 		return c
 	}
 	cells := []cellResult{mk("gonet", -1, ""), mk("ringwire-handler", 250, "io_uring_enter")}
-	cfg := &benchConfig{Rounds: 1, Duration: time.Second, EchoModes: []string{"gonet", "ringwire-handler"},
-		Baselines: []string{"gonet"}, PerfWhy: "test"}
+	cfg := &benchConfig{
+		Rounds: 1, Duration: time.Second, EchoModes: []string{"gonet", "ringwire-handler"},
+		Baselines: []string{"gonet"}, PerfWhy: "test",
+	}
 	var b bytes.Buffer
 	writeMarkdown(&b, cfg, aggregate(cells))
 	rows := parseTable(t, b.String(), "## TCP echo")

@@ -66,7 +66,7 @@ type Config struct {
 
 	// onOpen, if set, is called in APIHandler mode for each new connection
 	// (tests set socket options with it).
-	onOpen func(c *netio.Conn)
+	onOpen func(c *netio.Conn) //nolint:unused // read only by server_linux.go; unused where the stub builds
 }
 
 // Defaults of Config.PauseAt and Config.PauseLeases.

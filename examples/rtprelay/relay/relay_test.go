@@ -188,7 +188,7 @@ func TestAcceptNoLatch(t *testing.T) {
 		t.Errorf("reverse without Latch: %v", r)
 	}
 	if n := testing.AllocsPerRun(200, func() {
-		s.AcceptForward(rtpPacket(t, 5)[:12], netip.MustParseAddrPort("127.0.0.1:3"), p.Now())
+		_ = s.AcceptForward(rtpPacket(t, 5)[:12], netip.MustParseAddrPort("127.0.0.1:3"), p.Now())
 	}); n > 1 { // rtpPacket itself allocates once (the marshal buffer)
 		t.Errorf("AcceptForward allocates %v times", n-1)
 	}
@@ -202,12 +202,16 @@ func TestAcceptAllocs(t *testing.T) {
 	s := &p.Sessions[0]
 	b := rtpPacket(t, 1)
 	src := netip.MustParseAddrPort("127.0.0.1:1")
-	s.AcceptForward(b, src, p.Now())
-	s.AcceptReverse(0, b, netip.MustParseAddrPort("127.0.0.1:2000"), p.Now())
+	if r := s.AcceptForward(b, src, p.Now()); r != rtpcheck.OK {
+		t.Fatalf("AcceptForward: %v", r)
+	}
+	if _, r := s.AcceptReverse(0, b, netip.MustParseAddrPort("127.0.0.1:2000"), p.Now()); r != rtpcheck.OK {
+		t.Fatalf("AcceptReverse: %v", r)
+	}
 	if n := testing.AllocsPerRun(1000, func() {
 		b[3]++
-		s.AcceptForward(b, src, p.Now())
-		s.AcceptReverse(0, b, netip.MustParseAddrPort("127.0.0.1:2000"), p.Now())
+		_ = s.AcceptForward(b, src, p.Now())
+		_, _ = s.AcceptReverse(0, b, netip.MustParseAddrPort("127.0.0.1:2000"), p.Now())
 		s.Fwd.Sent(len(b), time.Microsecond)
 	}); n != 0 {
 		t.Errorf("latched Accept path allocates %v times", n)
@@ -219,7 +223,9 @@ func TestReportOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Sessions[1].AcceptForward(rtpPacket(t, 9), netip.MustParseAddrPort("127.0.0.1:1"), p.Now())
+	if r := p.Sessions[1].AcceptForward(rtpPacket(t, 9), netip.MustParseAddrPort("127.0.0.1:1"), p.Now()); r != rtpcheck.OK {
+		t.Fatalf("AcceptForward: %v", r)
+	}
 	p.Sessions[1].Fwd.Sent(172, 5*time.Microsecond)
 	var text bytes.Buffer
 	rep := p.Report()

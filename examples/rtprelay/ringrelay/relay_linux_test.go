@@ -128,34 +128,6 @@ func newFloodRelay(t *testing.T) *floodRelay {
 	return f
 }
 
-// send sends n packets, numbered on from the last.
-func (f *floodRelay) send(t testing.TB, n int) {
-	t.Helper()
-	for range n {
-		f.seq++
-		binary.BigEndian.PutUint16(f.pkt[2:], f.seq)
-		binary.BigEndian.PutUint32(f.pkt[4:], uint32(f.seq)*160)
-		if _, err := f.src.WriteToUDPAddrPort(f.pkt, f.to); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// drain reads the sink until it has been quiet for 200 ms and returns the
-// number of datagrams read.
-func (f *floodRelay) drain(t testing.TB) int {
-	t.Helper()
-	buf := make([]byte, 2048)
-	n := 0
-	for {
-		_ = f.sink.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, _, err := f.sink.ReadFromUDPAddrPort(buf); err != nil {
-			return n
-		}
-		n++
-	}
-}
-
 // TestFloodRearmsAfterENOBUFS stalls the relay's loop (as a long GC pause
 // or a burst of work would) while 300 streams each queue a few datagrams:
 // more than the loop's provided buffer ring holds (RecvBuffers 256), so when the loop

@@ -47,6 +47,7 @@ const (
 // For KindRTCP, only Kind, PayloadType (the first packet's type), SSRC (the
 // first packet's sender SSRC), RTCPCount and PaddingLen are set.
 type Packet struct {
+	// Kind is KindRTP or KindRTCP.
 	Kind Kind
 	// Marker is the RTP M bit.
 	Marker bool

@@ -19,23 +19,24 @@ type Reason uint8
 const (
 	// OK means the datagram is a valid RTP or RTCP packet.
 	OK Reason = iota
-	// TooShort: shorter than the 12-byte RTP header or the 8-byte RTCP header,
-	// or an RTCP compound packet ends in a partial header.
+	// TooShort means the datagram is shorter than the 12-byte RTP header or
+	// the 8-byte RTCP header, or an RTCP compound packet ends in a partial
+	// header.
 	TooShort
-	// BadVersion: the version field is not 2.
+	// BadVersion means the version field is not 2.
 	BadVersion
-	// BadCSRC: the CSRC list (4×CC bytes) does not fit the datagram.
+	// BadCSRC means the CSRC list (4×CC bytes) does not fit the datagram.
 	BadCSRC
-	// BadExtension: the header extension, or its declared length, does not fit.
+	// BadExtension means the header extension, or its declared length, does not fit.
 	BadExtension
-	// BadPadding: the P bit is set and the padding count is zero or larger
+	// BadPadding means the P bit is set and the padding count is zero or larger
 	// than what follows the header; or an RTCP packet other than the last one
 	// of a compound packet has its P bit set.
 	BadPadding
-	// BadRTCPLength: an RTCP length field runs past the datagram, or is too
+	// BadRTCPLength means an RTCP length field runs past the datagram, or is too
 	// small for the packet's report count.
 	BadRTCPLength
-	// BadRTCPType: the first packet of an RTCP compound packet is neither SR
+	// BadRTCPType means the first packet of an RTCP compound packet is neither SR
 	// nor RR, or a later packet's type is outside the RTCP range 192..223.
 	BadRTCPType
 

@@ -8,8 +8,11 @@ import (
 
 // Bad is a malformed datagram and the Reason rtpcheck gives for it.
 type Bad struct {
-	Name   string
-	Data   []byte
+	// Name says what is wrong, for test names.
+	Name string
+	// Data is the datagram.
+	Data []byte
+	// Reason is what rtpcheck.Check returns for Data.
 	Reason rtpcheck.Reason
 }
 
