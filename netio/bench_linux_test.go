@@ -3,6 +3,7 @@
 package netio
 
 import (
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -191,7 +192,7 @@ func BenchmarkPacketEcho(b *testing.B) {
 			switch mode {
 			case "handler":
 				var lc ListenConfig
-				u, err := lc.ListenUDP(nil, "udp", "127.0.0.1:0", udpEcho{})
+				u, err := lc.ListenUDP(context.Background(), "udp", "127.0.0.1:0", udpEcho{})
 				if err != nil {
 					b.Fatal(err)
 				}

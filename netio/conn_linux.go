@@ -240,14 +240,14 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 		c.maybeFinish()
 	default:
 		errno := cqe.Errno()
-		switch {
-		case errno == syscall.ENOBUFS:
+		switch errno {
+		case syscall.ENOBUFS:
 			_, _ = c.ls.group.Lease(cqe)
 			if final && c.state == stOpen {
 				c.starved = true
 				c.ls.starve(c)
 			}
-		case errno == syscall.ECANCELED:
+		case syscall.ECANCELED:
 			if c.ls.l.Closing() {
 				c.Close(net.ErrClosed) // the loop is shutting down
 			} else if final {
@@ -522,9 +522,10 @@ func (c *Conn) cancelSend(tag uint64) {
 		copy(c.q[i:], c.q[i+1:])
 		c.q = c.q[:len(c.q)-1]
 		c.queued -= len(r.buf) - r.off
-		if r.kind == sendCopy {
+		switch r.kind {
+		case sendCopy:
 			r.fixed.Release()
-		} else if r.kind == sendLease {
+		case sendLease:
 			r.lease.Release()
 		}
 		if r.notify && c.hSent != nil {

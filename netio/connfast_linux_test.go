@@ -312,7 +312,9 @@ func TestIdleReadersDoNotStarveTheLoop(t *testing.T) {
 	}
 	conns = nil
 	for i := 0; i < 24; i++ {
-		<-readers
+		if err := <-readers; err == nil {
+			t.Error("a Read blocked on a closed connection returned no error")
+		}
 	}
 }
 

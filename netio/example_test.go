@@ -1,6 +1,7 @@
 package netio_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -52,7 +53,7 @@ func (echo) OnClose(*netio.Conn, error)          {}
 // ExampleListenConfig_Serve runs a handler-API echo server.
 func ExampleListenConfig_Serve() {
 	var lc netio.ListenConfig
-	s, err := lc.Serve(nil, "tcp", "127.0.0.1:0", echo{})
+	s, err := lc.Serve(context.Background(), "tcp", "127.0.0.1:0", echo{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -171,6 +171,7 @@ func (f *floodHandler) OnOpen(c *Conn) {
 	f.conn <- c
 	f.fill(c)
 }
+
 func (f *floodHandler) fill(c *Conn) {
 	for i := 0; i < 1024; i++ {
 		err := c.Write(f.chunk)

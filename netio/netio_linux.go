@@ -332,17 +332,14 @@ type dialResult struct{ c *Conn }
 // dialer is one connect in flight: its sockaddr is pinned while the kernel
 // reads it.
 type dialer struct {
-	raw       sockaddr.Raw
-	fd        int
-	op        runtime.OpID
-	done      chan error
-	cfg       *Config
-	t         *tcpConn
-	spec      *dialHandlerSpec
-	abandoned bool
+	raw  sockaddr.Raw
+	fd   int
+	op   runtime.OpID
+	done chan error
+	cfg  *Config
+	t    *tcpConn
+	spec *dialHandlerSpec
 }
-
-const tagDialCancel = 100
 
 func (dl *dialer) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
 	dl.op = 0

@@ -3,6 +3,7 @@
 package netio
 
 import (
+	"context"
 	"net"
 	"testing"
 
@@ -12,7 +13,7 @@ import (
 func makePipe(network, addr string, cfg *Config) nettest.MakePipe {
 	return func() (c1, c2 net.Conn, stop func(), err error) {
 		lc := ListenConfig{Config: cfg}
-		ln, err := lc.Listen(nil, network, addr)
+		ln, err := lc.Listen(context.Background(), network, addr)
 		if err != nil {
 			return nil, nil, nil, err
 		}
