@@ -80,18 +80,35 @@ func fallback(cfg *Config) bool {
 	return availErr != nil
 }
 
-func (lc *ListenConfig) runtime() (*runtime.Runtime, error) {
-	if lc.Runtime != nil {
-		return lc.Runtime, nil
+func (lc *ListenConfig) runtime() (*runtime.Runtime, error) { return orDefault(lc.Runtime) }
+
+func (d *Dialer) runtime() (*runtime.Runtime, error) { return orDefault(d.Runtime) }
+
+// orDefault returns rt, or the default runtime when rt is nil.
+func orDefault(rt *runtime.Runtime) (*runtime.Runtime, error) {
+	if rt != nil {
+		return rt, nil
 	}
 	return DefaultRuntime()
 }
 
-func (d *Dialer) runtime() (*runtime.Runtime, error) {
-	if d.Runtime != nil {
-		return d.Runtime, nil
+// checkHandlerCall is what every handler-API entry point does first: default
+// the config, check that network is a stream (TCP) or datagram (UDP) network
+// as wanted, and refuse when netio runs on the net fallback, which has no
+// handler API.
+func checkHandlerCall(op string, c *Config, network string, stream bool) (Config, netKind, error) {
+	cfg, err := c.withDefaults()
+	if err != nil {
+		return cfg, netKind{}, err
 	}
-	return DefaultRuntime()
+	k, ok := parseNetwork(network)
+	if !ok || k.stream != stream {
+		return cfg, k, opErr(op, network, nil, nil, "", net.UnknownNetworkError(network))
+	}
+	if cfg.ForceFallback || fallback(&cfg) {
+		return cfg, k, opErr(op, network, nil, nil, "", errNoHandlerFallback)
+	}
+	return cfg, k, nil
 }
 
 // Listen announces on the local address, as net.ListenConfig.Listen does.
@@ -137,16 +154,9 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 // Serve listens on address and calls h for each accepted connection (the
 // handler API). Close the Server to stop accepting.
 func (lc *ListenConfig) Serve(ctx context.Context, network, address string, h Handler) (*Server, error) {
-	cfg, err := lc.Config.withDefaults()
+	cfg, k, err := checkHandlerCall("listen", lc.Config, network, true)
 	if err != nil {
 		return nil, err
-	}
-	k, ok := parseNetwork(network)
-	if !ok || !k.stream {
-		return nil, opErr("listen", network, nil, nil, "", net.UnknownNetworkError(network))
-	}
-	if cfg.ForceFallback || fallback(&cfg) {
-		return nil, opErr("listen", network, nil, nil, "", errNoHandlerFallback)
 	}
 	rt, err := lc.runtime()
 	if err != nil {
@@ -295,16 +305,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 // handler API): OnOpen runs on the connection's loop before DialHandler
 // returns. It must not be called from a loop thread.
 func (d *Dialer) DialHandler(ctx context.Context, network, address string, h Handler) (*Conn, error) {
-	cfg, err := d.Config.withDefaults()
+	cfg, k, err := checkHandlerCall("dial", d.Config, network, true)
 	if err != nil {
 		return nil, err
-	}
-	k, ok := parseNetwork(network)
-	if !ok || !k.stream {
-		return nil, opErr("dial", network, nil, nil, "", net.UnknownNetworkError(network))
-	}
-	if cfg.ForceFallback || fallback(&cfg) {
-		return nil, opErr("dial", network, nil, nil, "", errNoHandlerFallback)
 	}
 	rt, err := d.runtime()
 	if err != nil {

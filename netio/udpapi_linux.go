@@ -5,7 +5,6 @@ package netio
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"os"
 	"syscall"
@@ -64,16 +63,9 @@ func openUDP(ctx context.Context, rt *runtime.Runtime, pick *runtime.Loop, c *Co
 	if connect {
 		op = "dial"
 	}
-	cfg, err := c.withDefaults()
+	cfg, k, err := checkHandlerCall(op, c, network, false)
 	if err != nil {
 		return nil, err
-	}
-	k, ok := parseNetwork(network)
-	if !ok || k.stream {
-		return nil, opErr(op, network, nil, nil, "", net.UnknownNetworkError(network))
-	}
-	if cfg.ForceFallback || fallback(&cfg) {
-		return nil, opErr(op, network, nil, nil, "", errNoHandlerFallback)
 	}
 	l, err := pickLoop(rt, pick)
 	if err != nil {
