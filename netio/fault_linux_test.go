@@ -114,8 +114,7 @@ func TestIdleConnections(t *testing.T) {
 	t.Logf("%d idle handler-API connections opened in %v: server RSS +%d KiB (%.0f B/conn), Go heap in use +%d KiB (%.0f B/conn)",
 		n, elapsed, (rss1-rss0)>>10, perRSS, heap>>10, perHeap)
 	for _, l := range s.rt.Loops() {
-		st, _ := states.Load(l)
-		if ls, ok := st.(*loopState); ok {
+		if ls := loopStateOf(l); ls != nil {
 			onLoop(t, l, func() {
 				if in := ls.group.InUse(); in != 0 {
 					t.Errorf("loop %d: %d receive buffers held by idle connections", l.ID(), in)

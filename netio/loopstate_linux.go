@@ -4,7 +4,6 @@ package netio
 
 import (
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,16 +71,21 @@ type kickCounts struct {
 	max    int // most receives re-armed by one kick
 }
 
-// states maps a *runtime.Loop to its *loopState. Entries are added on the
-// loop thread the first time netio uses a loop and removed when the loop shuts
-// down (loopState is handed to Loop.Own).
-var states sync.Map
+// loopStateOf returns l's netio state, or nil before netio first used l (or
+// after l shut down). The state lives in the loop's local slot
+// (runtime.Loop.SetLocal), set on the loop thread the first time netio uses
+// the loop and cleared when the loop shuts down (loopState is handed to
+// Loop.Own). Any goroutine.
+func loopStateOf(l *runtime.Loop) *loopState {
+	ls, _ := l.Local().(*loopState)
+	return ls
+}
 
 // stateOf returns l's netio state, creating it (a buffer group, an arena and
 // their fixed-buffer registration) on first use. Loop thread only.
 func stateOf(l *runtime.Loop) (*loopState, error) {
-	if v, ok := states.Load(l); ok {
-		return v.(*loopState), nil
+	if ls := loopStateOf(l); ls != nil {
+		return ls, nil
 	}
 	ls := &loopState{l: l, fds: make(map[int]struct{}), stats: &loopCounters{}}
 	// Use the loop's own group and arena (runtime.Config.Buffers/Arena) when
@@ -112,7 +116,7 @@ func stateOf(l *runtime.Loop) (*loopState, error) {
 			l.Logger().Info("netio: fixed buffers not registered", zap.Error(err))
 		}
 	}
-	states.Store(l, ls)
+	l.SetLocal(ls)
 	l.Own(ls)
 	return ls, nil
 }
@@ -120,7 +124,7 @@ func stateOf(l *runtime.Loop) (*loopState, error) {
 // Close runs when the loop shuts down, after every operation finished:
 // it closes the sockets still open on the loop and unmaps the buffers.
 func (ls *loopState) Close() error {
-	states.Delete(ls.l)
+	ls.l.SetLocal((*loopState)(nil))
 	ls.closed = true
 	for fd := range ls.fds {
 		closeFD(fd)

@@ -14,11 +14,11 @@ import "github.com/ringwire/ringwire/runtime"
 func StatsOf(rt *runtime.Runtime) Stats {
 	var s Stats
 	for _, l := range rt.Loops() {
-		v, ok := states.Load(l)
-		if !ok {
+		ls := loopStateOf(l)
+		if ls == nil {
 			continue
 		}
-		c := v.(*loopState).stats
+		c := ls.stats
 		s.ZCSends += c.zcSends.Load()
 		s.ZCAbandoned += c.zcAbandoned.Load()
 		s.PlainSends += c.plainSends.Load()

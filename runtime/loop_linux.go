@@ -23,6 +23,8 @@ import (
 // Loop is one event loop: a goroutine locked to its OS thread, driving one
 // ring. See the package documentation for which methods are loop thread only.
 type Loop struct {
+	local atomic.Value // Local/SetLocal: the socket layer's per-loop state
+
 	id    int
 	cpu   int
 	cfg   *Config
@@ -650,6 +652,16 @@ func (l *Loop) StopTimer(id TimerID) bool {
 // shuts down, after every operation has finished, in reverse order of Own.
 // Loop thread only.
 func (l *Loop) Own(c io.Closer) { l.owned = append(l.owned, c) }
+
+// SetLocal stores v as the loop's local value: per-loop state of the layer
+// that runs sockets on the loop (netio keeps its buffer group, arena and
+// counters there), so that layer needs no registry keyed by loop. Call it on
+// the loop thread; v must always have the same concrete type. The runtime never
+// looks at v; hand it to Own as well if it must be closed with the loop.
+func (l *Loop) SetLocal(v any) { l.local.Store(v) }
+
+// Local returns the value SetLocal stored, or nil. Any goroutine.
+func (l *Loop) Local() any { return l.local.Load() }
 
 // Ring returns the loop's ring, for registrations (files, buffers). Loop
 // thread only: the ring is SINGLE_ISSUER.

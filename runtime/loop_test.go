@@ -167,3 +167,22 @@ func TestPostAfterClose(t *testing.T) {
 		t.Fatalf("Post after Close: %v", err)
 	}
 }
+
+// TestLoopLocal checks the per-loop slot the socket layer keeps its state in:
+// nil until set, then visible from any goroutine.
+func TestLoopLocal(t *testing.T) {
+	rt := newRuntime(t, &Config{Loops: 2})
+	type state struct{ id int }
+	for _, l := range rt.Loops() {
+		if v := l.Local(); v != nil {
+			t.Fatalf("loop %d: Local before SetLocal = %v", l.ID(), v)
+		}
+		call(t, l, func(l *Loop) { l.SetLocal(&state{id: l.ID()}) })
+	}
+	for _, l := range rt.Loops() {
+		s, ok := l.Local().(*state)
+		if !ok || s.id != l.ID() {
+			t.Fatalf("loop %d: Local = %v", l.ID(), l.Local())
+		}
+	}
+}

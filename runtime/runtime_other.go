@@ -49,6 +49,12 @@ func (l *Loop) Live(id OpID) bool { return false }
 // KeepAlive does nothing.
 func (l *Loop) KeepAlive(id OpID, v any) {}
 
+// SetLocal does nothing on this platform.
+func (l *Loop) SetLocal(v any) {}
+
+// Local returns nil on this platform.
+func (l *Loop) Local() any { return nil }
+
 // Pin does nothing.
 func (l *Loop) Pin(id OpID, ptr any) {}
 
