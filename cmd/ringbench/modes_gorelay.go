@@ -19,21 +19,12 @@ type goRelayServer struct {
 }
 
 func startGoRelay(cfg RelayConfig) (Server, error) {
-	dest, err := netip.ParseAddrPort(cfg.Dest)
-	if err != nil {
-		return nil, err
-	}
-	bind, err := netip.ParseAddrPort(cfg.Addr)
-	if err != nil {
-		return nil, err
-	}
-	n := max(cfg.Streams, 1)
-	ingress, err := relay.ListenConsecutiveUDP(bind.Addr(), n, 20)
+	plan, ingress, err := relayIngress(cfg)
 	if err != nil {
 		return nil, err
 	}
 	r, err := gorelay.New(&gorelay.Config{
-		Config:     relay.Config{Out: []netip.AddrPort{dest}, Streams: n},
+		Config:     plan,
 		Ingress:    ingress,
 		ReadBuffer: 4 << 20,
 	})
@@ -52,14 +43,38 @@ func (g *goRelayServer) IngressAddrs() []netip.AddrPort { return g.r.IngressAddr
 
 func (g *goRelayServer) Stats() ServerStats {
 	var st ServerStats
-	rep := g.r.Report()
+	addForwarded(&st, g.r.Report())
+	return st
+}
+
+func (g *goRelayServer) Close() error { return g.r.Close() }
+
+// relayIngress is the setup every relay mode shares: the relay configuration
+// for cfg (stream i goes to Dest.Port()+i) and its ingress sockets, bound to
+// cfg.Streams consecutive ports on cfg.Addr's address.
+func relayIngress(cfg RelayConfig) (relay.Config, []*net.UDPConn, error) {
+	dest, err := netip.ParseAddrPort(cfg.Dest)
+	if err != nil {
+		return relay.Config{}, nil, err
+	}
+	bind, err := netip.ParseAddrPort(cfg.Addr)
+	if err != nil {
+		return relay.Config{}, nil, err
+	}
+	n := max(cfg.Streams, 1)
+	ingress, err := relay.ListenConsecutiveUDP(bind.Addr(), n, 20)
+	if err != nil {
+		return relay.Config{}, nil, err
+	}
+	return relay.Config{Out: []netip.AddrPort{dest}, Streams: n}, ingress, nil
+}
+
+// addForwarded adds the packets and bytes a relay sent on its forward legs.
+func addForwarded(st *ServerStats, rep relay.Report) {
 	for _, l := range rep.Legs {
 		if l.Dir == relay.Forward {
 			st.Packets += int64(l.Stats.PacketsOut)
 			st.Bytes += int64(l.Stats.BytesOut)
 		}
 	}
-	return st
 }
-
-func (g *goRelayServer) Close() error { return g.r.Close() }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/ringwire/ringwire/examples/rtprelay/relay"
 	"github.com/ringwire/ringwire/examples/rtprelay/ringrelay"
 )
 
@@ -26,21 +25,12 @@ type ringRelayServer struct {
 }
 
 func startRingwireRelay(cfg RelayConfig) (Server, error) {
-	dest, err := netip.ParseAddrPort(cfg.Dest)
-	if err != nil {
-		return nil, err
-	}
-	bind, err := netip.ParseAddrPort(cfg.Addr)
-	if err != nil {
-		return nil, err
-	}
-	n := max(cfg.Streams, 1)
-	ingress, err := relay.ListenConsecutiveUDP(bind.Addr(), n, 20)
+	plan, ingress, err := relayIngress(cfg)
 	if err != nil {
 		return nil, err
 	}
 	r, err := ringrelay.New(&ringrelay.Config{
-		Config:     relay.Config{Out: []netip.AddrPort{dest}, Streams: n},
+		Config:     plan,
 		Ingress:    ingress,
 		Loops:      max(cfg.Loops, 1),
 		ReadBuffer: 4 << 20, // as gorelay's mode
@@ -62,12 +52,7 @@ func (s *ringRelayServer) IngressAddrs() []netip.AddrPort { return s.r.IngressAd
 // io_uring_enter calls.
 func (s *ringRelayServer) Stats() ServerStats {
 	st := ServerStats{SyscallName: "io_uring_enter", Syscalls: int64(s.r.Stats().Enters)}
-	for _, l := range s.r.Report().Legs {
-		if l.Dir == relay.Forward {
-			st.Packets += int64(l.Stats.PacketsOut)
-			st.Bytes += int64(l.Stats.BytesOut)
-		}
-	}
+	addForwarded(&st, s.r.Report())
 	return st
 }
 
