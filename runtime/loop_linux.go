@@ -323,6 +323,12 @@ func (l *Loop) sleep() {
 	want := uint32(1)
 	if l.minWait > 0 {
 		want = uint32(l.cfg.BatchLimit)
+		if timeout <= 0 {
+			// Without a general timeout the kernel ends the wait when
+			// minWait passes, completions or not: an idle loop would
+			// wake every budget. A far one keeps "sleep until woken".
+			timeout = time.Hour
+		}
 	}
 	n, err := l.r.WaitCQEs(want, timeout, l.minWait)
 	atomic.StoreUint32(l.sleeping, 0)

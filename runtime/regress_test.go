@@ -100,6 +100,20 @@ func TestIdleLoopSleeps(t *testing.T) {
 	}
 }
 
+// With LatencyBudget and no timer pending, the wait had no general timeout,
+// and the kernel ends such a wait when the min-wait timer fires even with no
+// completion (io_cqring_min_timer_wakeup: "no general timeout, we are done"):
+// an idle loop woke every budget, 20 000 times a second at 50µs.
+func TestIdleLoopSleepsWithLatencyBudget(t *testing.T) {
+	rt := newRuntime(t, &Config{Loops: 1, LatencyBudget: 50 * time.Microsecond})
+	l := rt.Loops()[0]
+	needFeature(t, l.Ring().Features()&ring.FeatMinTimeout != 0, "IORING_FEAT_MIN_TIMEOUT")
+	call(t, l, func(*Loop) {})
+	if n := enters(l, func() { time.Sleep(300 * time.Millisecond) }); n > 5 {
+		t.Fatalf("idle loop with a 50µs LatencyBudget entered the ring %d times in 300ms", n)
+	}
+}
+
 // One pending timer an hour away used to make the loop wake on every tick
 // (1000 io_uring_enter calls a second): the wait timeout was always "the next
 // tick", not the next tick that can fire a timer. With netio arming a read
