@@ -302,9 +302,15 @@ func (u *UDPConn) start(s *udpSend, to netip.AddrPort) error {
 	}
 	sqe.PrepSend(u.fd, s.buf, msgNoSignal)
 	if s.raw.Len > 0 {
-		sqe.SetSendAddr(s.raw.Bytes())
+		// The address goes in the op's off-heap scratch, so no send
+		// pins Go memory except a PacketConn caller's buffer.
+		if sc := l.Scratch(id); sc != nil {
+			sqe.SetSendAddr(sc[:copy(sc, s.raw.Bytes())])
+		} else {
+			sqe.SetSendAddr(s.raw.Bytes())
+			l.Pin(id, s)
+		}
 	}
-	l.Pin(id, s)
 	if s.kind == sendUser && len(s.buf) > 0 {
 		l.Pin(id, &s.buf[0])
 	}

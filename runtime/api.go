@@ -240,3 +240,7 @@ var ErrClosed = fmt.Errorf("runtime: loop closed: %w", net.ErrClosed)
 // ErrStaleOp is returned for an OpID that names no live operation of the loop
 // (its final CQE was already dispatched, or it belongs to another loop).
 var ErrStaleOp = errors.New("runtime: operation not live")
+
+// ScratchSize is the size of the off-heap scratch space Loop.Scratch gives
+// each operation: room for a sockaddr_in6 (28 bytes) with space to spare.
+const ScratchSize = 64

@@ -46,6 +46,7 @@ type Loop struct {
 	bellArm   bool // the doorbell request is in the ring
 	bellBuf   *[8]byte
 	pinner    goruntime.Pinner
+	scratch   scratchMem
 	msgAck    OpID
 	minWait   time.Duration
 	enterErrs int // io_uring_enter failures logged so far
@@ -873,6 +874,7 @@ func (l *Loop) teardown() {
 			}
 		}
 		l.pinner.Unpin()
+		l.scratch.close()
 	}
 	l.st.liveOps.Store(int64(l.ops.live - l.ops.internal))
 	l.wheel = wheel{}

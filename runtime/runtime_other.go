@@ -55,6 +55,9 @@ func (l *Loop) SetLocal(v any) {}
 // Local returns nil on this platform.
 func (l *Loop) Local() any { return nil }
 
+// Scratch returns nil on this platform.
+func (l *Loop) Scratch(id OpID) []byte { return nil }
+
 // Pin does nothing.
 func (l *Loop) Pin(id OpID, ptr any) {}
 
