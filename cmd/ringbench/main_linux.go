@@ -259,7 +259,13 @@ func runBench(args []string, stdout, stderr io.Writer, relayOnly bool) error {
 
 func pickModes(flagVal string, all []string) ([]string, error) {
 	if flagVal == "" {
-		return all, nil
+		var def []string
+		for _, m := range all {
+			if !optionalModes[m] {
+				def = append(def, m)
+			}
+		}
+		return def, nil
 	}
 	want := splitList(flagVal)
 	for _, m := range want {

@@ -93,3 +93,8 @@ var (
 	defaultEchoOrder  = []string{"gonet", "gnet", "ringwire-conn", "ringwire-handler"}
 	defaultRelayOrder = []string{"gorelay", "udpconn", "ringwire-relay"}
 )
+
+// optionalModes run only when named in -modes or -relay-modes: variants that
+// answer a question (what does the default cost or buy?) rather than rows
+// every run needs.
+var optionalModes = map[string]bool{"ringwire-relay-nobatch": true}

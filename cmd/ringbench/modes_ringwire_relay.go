@@ -5,6 +5,7 @@ package main
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/ringwire/ringwire/examples/rtprelay/ringrelay"
 )
@@ -12,9 +13,12 @@ import (
 // addRingwireRelayModes registers the io_uring relay mode "ringwire-relay":
 // examples/rtprelay/ringrelay, the same job as "gorelay" (a socket per
 // stream, RTP validated and counted per packet) on netio's handler API, each
-// received buffer forwarded without a copy.
+// received buffer forwarded without a copy, with the relay's default 50µs
+// latency budget. The optional "ringwire-relay-nobatch" is the same relay
+// handling every completion at once, to show what the budget buys.
 func addRingwireRelayModes(r *registry) {
-	r.relay["ringwire-relay"] = startRingwireRelay
+	r.relay["ringwire-relay"] = func(cfg RelayConfig) (Server, error) { return startRingwireRelay(cfg, 0) }
+	r.relay["ringwire-relay-nobatch"] = func(cfg RelayConfig) (Server, error) { return startRingwireRelay(cfg, -1) }
 }
 
 // ringRelayServer adapts ringrelay.Relay to ringbench: stream i is received
@@ -24,16 +28,17 @@ type ringRelayServer struct {
 	r *ringrelay.Relay
 }
 
-func startRingwireRelay(cfg RelayConfig) (Server, error) {
+func startRingwireRelay(cfg RelayConfig, budget time.Duration) (Server, error) {
 	plan, ingress, err := relayIngress(cfg)
 	if err != nil {
 		return nil, err
 	}
 	r, err := ringrelay.New(&ringrelay.Config{
-		Config:     plan,
-		Ingress:    ingress,
-		Loops:      max(cfg.Loops, 1),
-		ReadBuffer: 4 << 20, // as gorelay's mode
+		Config:        plan,
+		Ingress:       ingress,
+		Loops:         max(cfg.Loops, 1),
+		ReadBuffer:    4 << 20, // as gorelay's mode
+		LatencyBudget: budget,
 	})
 	if err != nil {
 		return nil, err

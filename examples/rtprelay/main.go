@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	cfg.RegisterFlags(fs)
 	impl := fs.String("impl", "ringwire", "transport: ringwire (io_uring event loops) or go (Go net package)")
 	loops := fs.Int("loops", 1, "ringwire: number of event loops; stream i runs on loop i mod loops")
+	budget := fs.Duration("latency-budget", ringrelay.DefaultLatencyBudget, "ringwire: how long a loop may wait to batch completions before handling them (Linux 6.12; 0: handle each at once)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,7 +73,11 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	switch *impl {
 	case "ringwire":
-		return ringrelay.Run(ctx, &ringrelay.Config{Config: cfg, Loops: *loops}, out)
+		b := *budget
+		if b <= 0 {
+			b = -1 // ringrelay: negative is none, 0 the default
+		}
+		return ringrelay.Run(ctx, &ringrelay.Config{Config: cfg, Loops: *loops, LatencyBudget: b}, out)
 	case "go":
 		return gorelay.Run(ctx, &gorelay.Config{Config: cfg}, out)
 	default:

@@ -110,9 +110,16 @@ func New(cfg *Config) (r *Relay, err error) {
 		closeIngress()
 		return nil, fmt.Errorf("ringrelay: %d destinations, at most %d", len(c.Out), MaxDests)
 	}
-	if c.Loops < 0 || c.LatencyBudget < 0 {
+	if c.Loops < 0 {
 		closeIngress()
-		return nil, fmt.Errorf("ringrelay: negative Loops %d or LatencyBudget %v", c.Loops, c.LatencyBudget)
+		return nil, fmt.Errorf("ringrelay: negative Loops %d", c.Loops)
+	}
+	budget := c.LatencyBudget
+	switch {
+	case budget == 0:
+		budget = DefaultLatencyBudget
+	case budget < 0:
+		budget = 0
 	}
 	plan, err := relay.NewPlan(&c.Config)
 	if err != nil {
@@ -144,7 +151,7 @@ func New(cfg *Config) (r *Relay, err error) {
 	nloops := min(max(c.Loops, 1), len(plan.Sessions))
 	for k := range nloops {
 		rc := &runtime.Config{
-			Loops: 1, Logger: r.log, LatencyBudget: c.LatencyBudget,
+			Loops: 1, Logger: r.log, LatencyBudget: budget,
 			// Room for a receive completion per buffer and as many send
 			// completions, so that a burst does not overflow the CQ (which
 			// ends multishot receives early).
