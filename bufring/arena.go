@@ -48,7 +48,7 @@ type Arena struct {
 	blocks  []block
 	inUse   int
 	inBytes int
-	fixed   int32
+	fixed   fixedSlot
 	huge    string
 	stats   ArenaStats
 	closed  bool
@@ -56,7 +56,7 @@ type Arena struct {
 }
 
 func (a *Arena) setup(c *ArenaConfig, mem []byte) {
-	a.fixed = -1
+	a.fixed.idx = -1
 	a.log = c.Logger
 	var off uint64
 	var nblocks uint32
@@ -129,8 +129,9 @@ func (a *Arena) Stats() ArenaStats {
 }
 
 // FixedIndex returns the fixed buffer index the arena was registered at by
-// RegisterFixed, and whether it was.
-func (a *Arena) FixedIndex() (uint16, bool) { return uint16(a.fixed), a.fixed >= 0 }
+// RegisterFixed, and whether it was. After RegisterFixedOnDemand the first
+// call registers it (see there).
+func (a *Arena) FixedIndex() (uint16, bool) { return a.fixed.index(a.mem, a.log) }
 
 // HugePages reports how the slab is backed: "hugetlb", "thp" (madvise), or "".
 func (a *Arena) HugePages() string { return a.huge }
@@ -235,8 +236,32 @@ func SendDone(c *ring.CQE) bool { return c.Notif() || !c.More() }
 // Slab is memory that RegisterFixed can register as a fixed buffer: a *Group
 // or an *Arena.
 type Slab interface {
-	slab() (mem []byte, fixed *int32)
+	slab() (mem []byte, fixed *fixedSlot)
 }
 
-func (g *Group) slab() ([]byte, *int32) { return g.mem, &g.fixed }
-func (a *Arena) slab() ([]byte, *int32) { return a.mem, &a.fixed }
+func (g *Group) slab() ([]byte, *fixedSlot) { return g.mem, &g.fixed }
+func (a *Arena) slab() ([]byte, *fixedSlot) { return a.mem, &a.fixed }
+
+// fixedSlot is where a slab sits in its ring's fixed buffer table.
+type fixedSlot struct {
+	idx  int32      // registered at this index, or -1
+	ring *ring.Ring // RegisterFixedOnDemand: register at slot on first use
+	slot uint32
+}
+
+// index returns the slab's fixed buffer index, registering it first when
+// RegisterFixedOnDemand left it pending. One attempt: if it fails (memlock),
+// the slab stays unregistered and senders use plain addresses.
+func (f *fixedSlot) index(mem []byte, log *zap.Logger) (uint16, bool) {
+	if f.idx < 0 && f.ring != nil && mem != nil {
+		r := f.ring
+		f.ring = nil
+		if err := r.UpdateBuffers(f.slot, [][]byte{mem}); err != nil {
+			log.Warn("bufring: registering a slab as a fixed buffer on first use failed; sends from it use plain addresses",
+				zap.Int("bytes", len(mem)), zap.Error(err))
+		} else {
+			f.idx = int32(f.slot)
+		}
+	}
+	return uint16(f.idx), f.idx >= 0
+}

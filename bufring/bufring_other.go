@@ -26,3 +26,6 @@ func (a *Arena) Close() error { return nil }
 
 // RegisterFixed returns an error wrapping errors.ErrUnsupported on this platform.
 func RegisterFixed(*ring.Ring, ...Slab) error { return errUnsupported }
+
+// RegisterFixedOnDemand returns an error wrapping errors.ErrUnsupported.
+func RegisterFixedOnDemand(*ring.Ring, ...Slab) error { return errUnsupported }

@@ -78,7 +78,32 @@ func RegisterFixed(r *ring.Ring, slabs ...Slab) error {
 	}
 	for i, s := range slabs {
 		_, fixed := s.slab()
-		*fixed = int32(i)
+		fixed.idx, fixed.ring = int32(i), nil
+	}
+	return nil
+}
+
+// RegisterFixedOnDemand gives r a sparse fixed buffer table with one slot
+// per slab (slab i at index i, as RegisterFixed) but registers a slab only
+// when its FixedIndex (or a lease's) is first asked for, with
+// IORING_REGISTER_BUFFERS_UPDATE. Registration pins the slab's memory, and
+// pinning makes every page of it resident: a server that never sends with
+// SEND_ZC from fixed buffers then never pays for them in RSS, and a receive
+// slab holds only the pages the kernel has written. If the later
+// registration fails (RLIMIT_MEMLOCK), FixedIndex reports false and logs it
+// once. Requires Linux 5.19 (sparse tables).
+func RegisterFixedOnDemand(r *ring.Ring, slabs ...Slab) error {
+	for i, s := range slabs {
+		if mem, _ := s.slab(); mem == nil {
+			return fmt.Errorf("bufring: register fixed buffers: slab %d is closed", i)
+		}
+	}
+	if err := r.RegisterBuffersSparse(uint32(len(slabs))); err != nil {
+		return fmt.Errorf("bufring: register a sparse table of %d fixed buffers: %w", len(slabs), err)
+	}
+	for i, s := range slabs {
+		_, fixed := s.slab()
+		fixed.idx, fixed.ring, fixed.slot = -1, r, uint32(i)
 	}
 	return nil
 }

@@ -6,10 +6,12 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ringwire/ringwire/ring"
 	"golang.org/x/sys/unix"
@@ -373,5 +375,75 @@ func BenchmarkFixedAlloc(b *testing.B) {
 			b.Fatal(err)
 		}
 		l.Release()
+	}
+}
+
+// resident counts the pages of b that are in memory (mincore).
+func resident(t *testing.T, b []byte) (in, total int) {
+	t.Helper()
+	ps := unix.Getpagesize()
+	vec := make([]byte, (len(b)+ps-1)/ps)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
+	if errno != 0 {
+		t.Fatal(os.NewSyscallError("mincore", errno))
+	}
+	for _, v := range vec {
+		if v&1 != 0 {
+			in++
+		}
+	}
+	return in, len(vec)
+}
+
+// RegisterFixedOnDemand leaves slabs unpinned, and so not resident, until
+// their FixedIndex is asked for; then SEND_ZC from them works as after
+// RegisterFixed.
+func TestSendZCOnDemandRegistration(t *testing.T) {
+	r := newRing(t)
+	a := newArena(t, &ArenaConfig{Classes: []Class{{4096, 4}, {64 << 10, 2}}})
+	g := newGroup(t, r, &Config{GroupID: 6, Count: 8, Size: 4096})
+	if err := RegisterFixedOnDemand(r, a, g); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.UnregisterBuffers() })
+	am, _ := a.slab()
+	gm, _ := g.slab()
+	if in, n := resident(t, am); in != 0 {
+		t.Fatalf("%d of the arena's %d pages resident before anything used it", in, n)
+	}
+	if in, n := resident(t, gm); in != 0 {
+		t.Fatalf("%d of the group's %d pages resident before anything used it", in, n)
+	}
+	if i, ok := a.FixedIndex(); !ok || i != 0 {
+		t.Fatalf("arena index %d %v after on-demand registration", i, ok)
+	}
+	if in, n := resident(t, am); in != n {
+		t.Fatalf("registered arena: %d of %d pages resident, want all (pinned)", in, n)
+	}
+	if in, n := resident(t, gm); in != 0 {
+		t.Fatalf("registering the arena made %d of the group's %d pages resident", in, n)
+	}
+	if i, ok := g.FixedIndex(); !ok || i != 1 {
+		t.Fatalf("group index %d %v after on-demand registration", i, ok)
+	}
+	tx, rx := tcpPair(t)
+	l, err := a.Alloc(50000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range l.Bytes() {
+		l.Bytes()[i] = pattern(i)
+	}
+	want := append([]byte(nil), l.Bytes()...)
+	idx, ok := l.FixedIndex()
+	if !ok || idx != 0 {
+		t.Fatalf("lease fixed index %d %v", idx, ok)
+	}
+	zcSend(t, r, tx, l.Bytes(), idx, l.Retain, l.Release, a.InUse)
+	if got := readFull(t, rx, len(want)); !bytes.Equal(got, want) {
+		t.Fatal("peer received different bytes")
+	}
+	if a := testing.AllocsPerRun(100, func() { _, _ = g.FixedIndex() }); a != 0 {
+		t.Fatalf("FixedIndex allocates %v once registered", a)
 	}
 }

@@ -100,7 +100,7 @@ type Group struct {
 	held   int // buffers with stKernel
 	leased int // buffers with refs > 0
 
-	fixed   int32 // fixed buffer index of the slab, or -1
+	fixed   fixedSlot
 	starved bool
 	stats   Stats
 	huge    string
@@ -128,7 +128,7 @@ func (g *Group) setup(c *Config, mem, ringMap []byte) {
 	g.shadow = make([]uint16, c.Count)
 	g.bufs = make([]bufState, c.Count)
 	g.pending = make([]uint16, 0, c.Count)
-	g.fixed = -1
+	g.fixed.idx = -1
 	g.log = c.Logger
 	for i := range g.bufs {
 		g.bufs[i].state = stPending
@@ -178,8 +178,9 @@ func (g *Group) Starved() bool { return g.starved }
 func (g *Group) Rearmed() { g.starved = false }
 
 // FixedIndex returns the fixed buffer index the slab was registered at by
-// RegisterFixed, and whether it was.
-func (g *Group) FixedIndex() (uint16, bool) { return uint16(g.fixed), g.fixed >= 0 }
+// RegisterFixed, and whether it was. After RegisterFixedOnDemand the first
+// call registers it (see there).
+func (g *Group) FixedIndex() (uint16, bool) { return g.fixed.index(g.mem, g.log) }
 
 // Flush publishes every released buffer to the kernel with one tail store.
 // liburing: io_uring_buf_ring_add for each, then io_uring_buf_ring_advance.

@@ -39,7 +39,10 @@ func mapSlab(size int, huge bool) (mem []byte, kind string, err error) {
 		}
 		return m, kind, nil
 	}
-	m, err := unix.Mmap(-1, 0, size, prot, flags)
+	// Not populated: a page becomes resident when first written (by the
+	// kernel, for a receive buffer) or when the slab is registered as a
+	// fixed buffer, so memory no one uses costs no RSS.
+	m, err := unix.Mmap(-1, 0, size, prot, flags&^unix.MAP_POPULATE)
 	if err != nil {
 		return nil, "", os.NewSyscallError("mmap", err)
 	}

@@ -110,7 +110,7 @@ func stateOf(l *runtime.Loop) (*loopState, error) {
 	}
 	ls.gid = ls.group.ID()
 	if ls.ownGroup || ls.ownArena {
-		if err := bufring.RegisterFixed(l.Ring(), ls.group, ls.arena); err != nil {
+		if err := bufring.RegisterFixedOnDemand(l.Ring(), ls.group, ls.arena); err != nil {
 			// The ring's fixed buffers are registered already: sends use
 			// SEND_ZC from plain addresses, which works, a little slower.
 			l.Logger().Info("netio: fixed buffers not registered", zap.Error(err))

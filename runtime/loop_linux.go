@@ -236,7 +236,7 @@ func (l *Loop) setupBuffers() error {
 		slabs = append(slabs, a)
 	}
 	if len(slabs) > 0 {
-		if err := bufring.RegisterFixed(l.r, slabs...); err != nil {
+		if err := bufring.RegisterFixedOnDemand(l.r, slabs...); err != nil {
 			l.log.Warn("runtime: buffers not registered as fixed buffers; SEND_ZC falls back to plain addresses", zap.Error(err))
 		}
 	}
