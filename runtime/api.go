@@ -226,6 +226,9 @@ type Stats struct {
 	MsgRingErrors uint64
 	// Strays counts CQEs whose user_data matched no live operation.
 	Strays uint64
+	// Yields counts the loop's passes through the Go scheduler (every 5ms
+	// of activity; see docs/DESIGN.md, "The loop and sysmon").
+	Yields uint64
 	// LiveOps is the number of op records in use (mailboxes included, the
 	// runtime's own doorbell and acknowledgement records not);
 	// LiveTimers the number of pending timers.

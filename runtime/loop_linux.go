@@ -76,6 +76,7 @@ type counters struct {
 	sqes          atomic.Uint64
 	cqes          atomic.Uint64
 	enters        atomic.Uint64
+	yields        atomic.Uint64
 	tasks         atomic.Uint64
 	enobufs       atomic.Uint64
 	rearms        atomic.Uint64
@@ -265,9 +266,15 @@ func (l *Loop) callSetup() (err error) {
 
 // loop is the steady state: tasks, timers, one enter, dispatch.
 func (l *Loop) loop() {
+	lastYield := time.Now()
 	for !l.closeReq.Load() {
 		ranAll := l.runTasks(l.cfg.BatchLimit)
-		l.fireTimers(time.Now())
+		now := time.Now()
+		l.fireTimers(now)
+		if now.Sub(lastYield) > yieldEvery {
+			l.yield()
+			lastYield = now
+		}
 		if !ranAll || l.r.CQReady() > 0 || !l.q.empty() {
 			l.poll()
 		} else {
@@ -275,6 +282,25 @@ func (l *Loop) loop() {
 		}
 		l.reap()
 	}
+}
+
+// yieldEvery is how often the loop passes through the Go scheduler; see
+// yield.
+const yieldEvery = 5 * time.Millisecond
+
+// yield lets the Go scheduler see the loop goroutine reschedule. sysmon
+// treats a goroutine that has not been through the scheduler for 10ms
+// (forcePreemptNS) as hogging its P and, since a signal cannot preempt a
+// thread blocked in a syscall, takes the P away in every io_uring_enter wait
+// longer than a sysmon tick. With every P idle, sysmon then sleeps, and
+// the loop's return from each wait wakes it (exitsyscall: notewakeup of
+// sysmonnote): a futex on the loop thread and futex, nanosleep and
+// sched_yield on sysmon's, per wakeup. One Gosched every few milliseconds
+// (a handoff of the locked thread, some microseconds) keeps the loop from
+// looking like a hog.
+func (l *Loop) yield() {
+	l.st.yields.Add(1)
+	goruntime.Gosched()
 }
 
 // poll submits what is prepared and collects completions without waiting,
@@ -758,7 +784,7 @@ func (l *Loop) Stats() Stats {
 		Overflowed: s.overflowed.Load(), ENOBUFS: s.enobufs.Load(), Rearms: s.rearms.Load(),
 		CQOverflows: s.cqOverflows.Load(), ZCNotifs: s.zcNotifs.Load(), ZCCopied: s.zcCopied.Load(),
 		Panics: s.panics.Load(), Cancels: s.cancels.Load(), TimersFired: s.timersFired.Load(),
-		MsgRingErrors: s.msgRingErrors.Load(), Strays: s.strays.Load(),
+		MsgRingErrors: s.msgRingErrors.Load(), Strays: s.strays.Load(), Yields: s.yields.Load(),
 		LiveOps: s.liveOps.Load(), LiveTimers: s.liveTimers.Load(),
 	}
 }
