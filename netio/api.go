@@ -28,10 +28,12 @@ type ListenConfig struct {
 type Dialer struct {
 	// Runtime runs the sockets; nil means the default runtime.
 	Runtime *runtime.Runtime
-	// Loop, if set, is the loop DialUDP puts its socket on, instead of the
-	// next loop of Runtime in turn. It must be one of Runtime's loops when
-	// Runtime is set; with Runtime nil it is used as is. Dial, DialContext
-	// and DialHandler ignore it.
+	// Loop, if set, is the loop every socket this Dialer opens runs on
+	// (Dial, DialContext, DialHandler, DialUDP), instead of the next loop of
+	// Runtime in turn: a proxy dials its upstream on the loop of the
+	// connection it serves, so that the two forward to each other without a
+	// hand-off. It must be one of Runtime's loops when Runtime is set; with
+	// Runtime nil it is used as is.
 	Loop *runtime.Loop
 	// Config holds the options; nil means defaults.
 	Config *Config

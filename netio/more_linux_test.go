@@ -284,3 +284,70 @@ func (o *openNotify) OnOpen(c *Conn) {
 	o.Handler.OnOpen(c)
 	o.c <- c
 }
+
+// Dialer.Loop places every dialed socket, net.Conn and handler API alike,
+// TCP and UDP, on that loop; a loop of another runtime is refused.
+func TestDialerLoop(t *testing.T) {
+	needRing(t)
+	rt, err := runtime.New(&runtime.Config{Loops: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	want := rt.Loops()[1]
+	tln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tln.Close()
+	go func() {
+		for {
+			c, err := tln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	uln, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uln.Close()
+	d := Dialer{Runtime: rt, Loop: want}
+	for i := range 3 { // without Loop, consecutive dials would rotate loops
+		c, err := d.Dial("tcp4", tln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.(*tcpConn).l; got != want {
+			t.Errorf("TCP dial %d ran on loop %d, want %d", i, got.ID(), want.ID())
+		}
+		c.Close()
+		u, err := d.Dial("udp4", uln.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := u.(*packetConn).l; got != want {
+			t.Errorf("UDP dial %d ran on loop %d, want %d", i, got.ID(), want.ID())
+		}
+		u.Close()
+	}
+	hc, err := d.DialHandler(context.Background(), "tcp4", tln.Addr().String(), newEcho(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc.Loop() != want {
+		t.Errorf("DialHandler ran on loop %d, want %d", hc.Loop().ID(), want.ID())
+	}
+	onLoop(t, hc.Loop(), func() { hc.Close(nil) })
+	other, err := runtime.New(&runtime.Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	d.Loop = other.Loops()[0]
+	if _, err := d.Dial("tcp4", tln.Addr().String()); !errors.Is(err, errForeignLoop) {
+		t.Fatalf("Dial with another runtime's loop: %v, want errForeignLoop", err)
+	}
+}

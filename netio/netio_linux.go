@@ -82,8 +82,6 @@ func fallback(cfg *Config) bool {
 
 func (lc *ListenConfig) runtime() (*runtime.Runtime, error) { return orDefault(lc.Runtime) }
 
-func (d *Dialer) runtime() (*runtime.Runtime, error) { return orDefault(d.Runtime) }
-
 // orDefault returns rt, or the default runtime when rt is nil.
 func orDefault(rt *runtime.Runtime) (*runtime.Runtime, error) {
 	if rt != nil {
@@ -274,7 +272,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
 	}
-	rt, err := d.runtime()
+	l, err := pickLoop(d.Runtime, d.Loop)
 	if err != nil {
 		return nil, opErr("dial", network, nil, nil, "", err)
 	}
@@ -283,11 +281,11 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		return nil, opErr("dial", network, nil, nil, "", err)
 	}
 	if !k.stream {
-		return dialUDP(rt, &cfg, network, k, aps[0])
+		return dialUDP(l, &cfg, network, k, aps[0])
 	}
 	var first error
 	for _, ap := range aps {
-		t, err := dialTCP(ctx, rt, &cfg, network, k, ap, nil)
+		t, err := dialTCP(ctx, l, &cfg, network, k, ap, nil)
 		if err == nil {
 			return t, nil
 		}
@@ -309,7 +307,7 @@ func (d *Dialer) DialHandler(ctx context.Context, network, address string, h Han
 	if err != nil {
 		return nil, err
 	}
-	rt, err := d.runtime()
+	l, err := pickLoop(d.Runtime, d.Loop)
 	if err != nil {
 		return nil, opErr("dial", network, nil, nil, "", err)
 	}
@@ -318,7 +316,7 @@ func (d *Dialer) DialHandler(ctx context.Context, network, address string, h Han
 		return nil, opErr("dial", network, nil, nil, "", err)
 	}
 	var res dialResult
-	_, err = dialTCP(ctx, rt, &cfg, network, k, aps[0], &dialHandlerSpec{h: h, res: &res})
+	_, err = dialTCP(ctx, l, &cfg, network, k, aps[0], &dialHandlerSpec{h: h, res: &res})
 	if err != nil {
 		return nil, err
 	}
@@ -375,7 +373,7 @@ func (dl *dialer) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
 	dl.done <- nil
 }
 
-func dialTCP(ctx context.Context, rt *runtime.Runtime, cfg *Config, network string, k netKind, ap netip.AddrPort, spec *dialHandlerSpec) (*tcpConn, error) {
+func dialTCP(ctx context.Context, l *runtime.Loop, cfg *Config, network string, k netKind, ap netip.AddrPort, spec *dialHandlerSpec) (*tcpConn, error) {
 	raddr := net.TCPAddrFromAddrPort(ap)
 	fail := func(err error) (*tcpConn, error) { return nil, opErr("dial", network, nil, raddr, "connect", err) }
 	if err := ctx.Err(); err != nil {
@@ -387,7 +385,6 @@ func dialTCP(ctx context.Context, rt *runtime.Runtime, cfg *Config, network stri
 		return fail(err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	l := rt.Next()
 	dl := &dialer{fd: fd, done: make(chan error, 1), cfg: cfg, spec: spec}
 	if err := dl.raw.Set(ap, family); err != nil {
 		closeFD(fd)

@@ -479,7 +479,7 @@ func (p *packetConn) open(fd, family int, local, remote netip.AddrPort) error {
 
 // dialUDP makes a connected UDP socket (connect(2) on a datagram socket
 // only sets the default destination; it does not block).
-func dialUDP(rt *runtime.Runtime, cfg *Config, network string, k netKind, ap netip.AddrPort) (net.Conn, error) {
+func dialUDP(l *runtime.Loop, cfg *Config, network string, k netKind, ap netip.AddrPort) (net.Conn, error) {
 	raddr := net.UDPAddrFromAddrPort(ap)
 	family, _ := socketFor(k, ap)
 	fd, err := newSocket(family, unix.SOCK_DGRAM, false)
@@ -499,7 +499,7 @@ func dialUDP(rt *runtime.Runtime, cfg *Config, network string, k netKind, ap net
 		closeFD(fd)
 		return nil, opErr("dial", network, nil, raddr, "getsockname", err)
 	}
-	p := newPacketConn(rt.Next(), cfg, network)
+	p := newPacketConn(l, cfg, network)
 	p.laddr, p.raddr = net.UDPAddrFromAddrPort(local), raddr
 	if err := p.open(fd, family, local, ap); err != nil {
 		return nil, opErr("dial", network, nil, raddr, "", err)
