@@ -3,6 +3,7 @@
 package runtime
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -10,7 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ringwire/ringwire/internal/sockaddr"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -97,13 +97,15 @@ func TestScratchSendAddr(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		var raw sockaddr.Raw
-		if err := raw.Set(to, unix.AF_INET); err != nil {
-			t.Error(err)
-			return
-		}
+		// A struct sockaddr_in, written by hand: family (host order),
+		// port (network order), address, 8 bytes of zero.
 		b := l.Scratch(id)
-		n := copy(b, raw.Bytes())
+		clear(b[:unix.SizeofSockaddrInet4])
+		binary.NativeEndian.PutUint16(b[0:], unix.AF_INET)
+		binary.BigEndian.PutUint16(b[2:], to.Port())
+		a4 := to.Addr().As4()
+		copy(b[4:8], a4[:])
+		n := unix.SizeofSockaddrInet4
 		sqe.PrepSend(fd, msg, 0)
 		sqe.SetSendAddr(b[:n])
 		l.Pin(id, &msg[0])
