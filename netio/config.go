@@ -91,6 +91,10 @@ type Stats struct {
 	// ZCSends counts sends issued as SEND_ZC; PlainSends the others.
 	ZCSends    uint64
 	PlainSends uint64
+	// GatheredSends counts handler-API sends that went out several to one
+	// SENDMSG (queued replies gathered into one system call's worth of
+	// kernel work); each such SENDMSG also counts once in PlainSends.
+	GatheredSends uint64
 	// ZCAbandoned counts connections that stopped using SEND_ZC because
 	// the kernel reported it copied anyway (REPORT_USAGE) or refused it
 	// (EOPNOTSUPP).

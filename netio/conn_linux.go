@@ -86,10 +86,23 @@ type Conn struct {
 	drainClose bool // close with reason once the queue is empty
 	reason     error
 
-	sentN  int // bytes sent by the request OnSent reports
-	q      []sendReq
-	qhead  int
-	queued int
+	sentN    int // bytes sent by the request OnSent reports
+	q        []sendReq
+	qhead    int
+	queued   int
+	gathered int          // requests from qhead the SENDMSG in flight carries (0: one SEND)
+	gather   *gatherState // that SENDMSG's msghdr and iovecs; allocated on first use
+}
+
+// maxGather bounds how many queued sends one SENDMSG carries.
+const maxGather = 16
+
+// gatherState is the msghdr and iovec array of a gathered send. The iovecs
+// point into loop-owned memory (leases, arena blocks); the struct itself is
+// pinned to the send's op.
+type gatherState struct {
+	msg unix.Msghdr
+	iov [maxGather]unix.Iovec
 }
 
 // connOps is the runtime.Handler face of a Conn, kept off its method set.
@@ -409,12 +422,86 @@ func (c *Conn) startSend() {
 		} else {
 			sqe.PrepSendZC(c.fd, b, msgNoSignal|unix.MSG_WAITALL, ring.SendZCReportUsage)
 		}
+	} else if n := c.gatherable(); n > 1 {
+		c.prepGather(sqe, id, n)
 	} else {
 		c.ls.stats.plainSends.Add(1)
 		sqe.PrepSend(c.fd, b, msgNoSignal|unix.MSG_WAITALL)
 	}
 	if r.kind == sendUser {
 		l.Pin(id, &b[0])
+	}
+}
+
+// gatherable counts the queued requests from qhead that one SENDMSG can
+// carry: plain sends of loop-owned memory (copies and leases) below the
+// SEND_ZC threshold, at most maxGather. A handler that queues several
+// replies before its loop next enters (pipelined requests, a large message
+// arriving in several buffers) then costs the kernel one send and one TCP
+// push instead of one per reply.
+func (c *Conn) gatherable() int {
+	n := 0
+	for i := c.qhead; i < len(c.q) && n < maxGather; i++ {
+		r := &c.q[i]
+		if r.kind != sendCopy && r.kind != sendLease {
+			break
+		}
+		if !c.zcOff && c.cfg.SendZCThreshold >= 0 && len(r.buf)-r.off >= c.cfg.SendZCThreshold {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// prepGather fills sqe with one SENDMSG of the n requests from qhead.
+func (c *Conn) prepGather(sqe *ring.SQE, id runtime.OpID, n int) {
+	g := c.gather
+	if g == nil {
+		g = new(gatherState)
+		c.gather = g
+	}
+	for i := range n {
+		r := &c.q[c.qhead+i]
+		b := r.buf[r.off:]
+		g.iov[i] = unix.Iovec{Base: &b[0]}
+		g.iov[i].SetLen(len(b))
+	}
+	g.msg = unix.Msghdr{Iov: &g.iov[0]}
+	g.msg.SetIovlen(n)
+	sqe.PrepSendmsg(c.fd, &g.msg, uint32(msgNoSignal|unix.MSG_WAITALL))
+	c.ls.l.Pin(id, g)
+	c.gathered = n
+	c.ls.stats.plainSends.Add(1)
+	c.ls.stats.gathered.Add(uint64(n))
+}
+
+// spread hands the n bytes a gathered SENDMSG sent to the requests it
+// carried, in order, finishing each one it covered. What it did not cover
+// stays queued for the next send, or ends with net.ErrClosed if c closed.
+func (c *Conn) spread(n, reqs int) {
+	for range reqs {
+		if c.qhead == len(c.q) {
+			return // an OnSent closed c, which dropped the rest
+		}
+		r := &c.q[c.qhead]
+		rem := len(r.buf) - r.off
+		if n < rem {
+			r.off += n
+			c.queued -= n
+			if c.state != stOpen {
+				for c.qhead < len(c.q) && reqs > 0 {
+					c.finishSend(&c.q[c.qhead], net.ErrClosed)
+					reqs--
+				}
+			}
+			return
+		}
+		r.off += rem
+		c.queued -= rem
+		n -= rem
+		reqs--
+		c.finishSend(r, nil)
 	}
 }
 
@@ -427,7 +514,22 @@ func (c *Conn) onSend(cqe *ring.CQE) {
 		c.afterSend()
 		return
 	}
-	if cqe.Notif() {
+	rest := 0
+	if gathered := c.gathered; gathered > 0 {
+		c.gathered = 0
+		c.sendOp = 0
+		if cqe.Res >= 0 {
+			c.spread(int(cqe.Res), gathered)
+			c.afterSend()
+			return
+		}
+		r.res = cqe.Res // the head takes the error as a lone send would
+		if c.state != stOpen {
+			// Close dropped what was queued behind the gathered requests;
+			// the ones behind the head end after it, below.
+			rest = gathered - 1
+		}
+	} else if cqe.Notif() {
 		if cqe.ZCCopied() && !c.zcOff {
 			c.zcOff = true // the kernel copied anyway: plain sends are cheaper
 			c.ls.stats.zcAbandoned.Add(1)
@@ -470,6 +572,9 @@ func (c *Conn) onSend(cqe *ring.CQE) {
 		err := os.NewSyscallError("send", syscall.Errno(-res))
 		c.finishSend(r, err)
 		c.Close(err)
+	}
+	for ; rest > 0 && c.qhead < len(c.q); rest-- {
+		c.finishSend(&c.q[c.qhead], net.ErrClosed)
 	}
 	c.afterSend()
 }
@@ -514,8 +619,8 @@ func (c *Conn) cancelSend(tag uint64) {
 		if c.q[i].tag != tag || c.q[i].kind == sendShutdown {
 			continue
 		}
-		if i == c.qhead && c.sendOp != 0 {
-			_ = c.ls.l.Cancel(c.sendOp)
+		if i < c.qhead+max(c.gathered, 1) && c.sendOp != 0 {
+			_ = c.ls.l.Cancel(c.sendOp) // in flight, alone or gathered
 			return
 		}
 		r := c.q[i]
@@ -567,10 +672,11 @@ func (c *Conn) Close(reason error) {
 	if c.sendOp != 0 {
 		_ = l.Cancel(c.sendOp)
 	}
-	// Drop what is queued behind the send in flight.
+	// Drop what is queued behind the send in flight (all the requests a
+	// gathered one carries: the kernel may still be reading them).
 	start := c.qhead
 	if c.sendOp != 0 {
-		start++
+		start += max(c.gathered, 1)
 	}
 	for i := start; i < len(c.q); i++ {
 		r := &c.q[i]

@@ -57,6 +57,7 @@ type loopCounters struct {
 	zcSends     atomic.Uint64
 	zcAbandoned atomic.Uint64
 	plainSends  atomic.Uint64
+	gathered    atomic.Uint64
 	rearms      atomic.Uint64
 	starved     atomic.Uint64
 	accepted    atomic.Uint64

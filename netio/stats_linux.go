@@ -22,6 +22,7 @@ func StatsOf(rt *runtime.Runtime) Stats {
 		s.ZCSends += c.zcSends.Load()
 		s.ZCAbandoned += c.zcAbandoned.Load()
 		s.PlainSends += c.plainSends.Load()
+		s.GatheredSends += c.gathered.Load()
 		s.Rearms += c.rearms.Load()
 		s.Starved += c.starved.Load()
 		s.Accepted += c.accepted.Load()
