@@ -3,6 +3,7 @@ package bufring_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/ringwire/ringwire/bufring"
 	"github.com/ringwire/ringwire/ring"
@@ -12,6 +13,10 @@ import (
 // the bytes on, releases the lease, and re-arms the receive when it ended for
 // lack of buffers.
 func ExampleGroup_Lease() {
+	// A SINGLE_ISSUER ring is created, registered on and driven from one
+	// thread: the kernel answers EEXIST to any other.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	r, err := ring.New(&ring.Config{Flags: ring.SetupSingleIssuer | ring.SetupDeferTaskrun})
 	if err != nil {
 		fmt.Println(err)

@@ -3,10 +3,16 @@
 package ring
 
 import (
+	"runtime"
 	"testing"
 )
 
 func TestNopRoundTrip(t *testing.T) {
+	// SINGLE_ISSUER: every enter must come from the thread that created the
+	// ring, or the kernel answers EEXIST. Without the lock the goroutine
+	// could move between threads (seen once under -shuffle and -race).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	r, err := New(&Config{Entries: 8, Flags: SetupSingleIssuer | SetupDeferTaskrun | SetupNoSQArray})
 	if err != nil {
 		t.Fatal(err)
