@@ -266,14 +266,14 @@ func (l *Loop) callSetup() (err error) {
 
 // loop is the steady state: tasks, timers, one enter, dispatch.
 func (l *Loop) loop() {
-	lastYield := time.Now()
+	lastYield, gap := time.Now(), yieldEvery
 	for !l.closeReq.Load() {
 		ranAll := l.runTasks(l.cfg.BatchLimit)
 		now := time.Now()
 		l.fireTimers(now)
-		if now.Sub(lastYield) > yieldEvery {
-			l.yield()
-			lastYield = now
+		if now.Sub(lastYield) > gap {
+			lastYield = l.yield()
+			gap = nextYieldGap(gap, lastYield.Sub(now))
 		}
 		if !ranAll || l.r.CQReady() > 0 || !l.q.empty() {
 			l.poll()
@@ -285,22 +285,45 @@ func (l *Loop) loop() {
 }
 
 // yieldEvery is how often the loop passes through the Go scheduler; see
-// yield.
-const yieldEvery = 5 * time.Millisecond
+// yield. Under CPU contention a yield is slow (see nextYieldGap) and the
+// gap grows up to yieldEveryMax.
+const (
+	yieldEvery    = 5 * time.Millisecond
+	yieldEveryMax = 100 * time.Millisecond
+	yieldSlow     = time.Millisecond
+)
 
-// yield lets the Go scheduler see the loop goroutine reschedule. sysmon
-// treats a goroutine that has not been through the scheduler for 10ms
-// (forcePreemptNS) as hogging its P and, since a signal cannot preempt a
-// thread blocked in a syscall, takes the P away in every io_uring_enter wait
-// longer than a sysmon tick. With every P idle, sysmon then sleeps, and
-// the loop's return from each wait wakes it (exitsyscall: notewakeup of
-// sysmonnote): a futex on the loop thread and futex, nanosleep and
-// sched_yield on sysmon's, per wakeup. One Gosched every few milliseconds
-// (a handoff of the locked thread, some microseconds) keeps the loop from
-// looking like a hog.
-func (l *Loop) yield() {
+// yield lets the Go scheduler see the loop goroutine reschedule, and returns
+// the time it got back. sysmon treats a goroutine that has not been through
+// the scheduler for 10ms (forcePreemptNS) as hogging its P and, since a
+// signal cannot preempt a thread blocked in a syscall, takes the P away in
+// every io_uring_enter wait longer than a sysmon tick. With every P idle,
+// sysmon then sleeps, and the loop's return from each wait wakes it
+// (exitsyscall: notewakeup of sysmonnote): a futex on the loop thread and
+// futex, nanosleep and sched_yield on sysmon's, per wakeup. A Gosched every
+// few milliseconds keeps the loop from looking like a hog.
+func (l *Loop) yield() time.Time {
 	l.st.yields.Add(1)
 	goruntime.Gosched()
+	return time.Now()
+}
+
+// nextYieldGap adapts the gap between yields to what the last one cost. A
+// locked goroutine's Gosched is a hand-off through another thread and back,
+// microseconds on idle CPUs but milliseconds each way when they are
+// contended, and the loop handles nothing meanwhile: with 4 CPU hogs on 2
+// CPUs, yielding every 5ms took timer lateness from a p50 of 5ms to one of
+// 10–22ms. So a slow yield doubles the gap (up to yieldEveryMax) and a fast
+// one halves it back toward yieldEvery: where yields are cheap the loop keeps
+// sysmon quiet, and where they are not it mostly does not pay for them.
+func nextYieldGap(gap, took time.Duration) time.Duration {
+	switch {
+	case took > yieldSlow:
+		return min(2*gap, yieldEveryMax)
+	case took < yieldSlow/4:
+		return max(gap/2, yieldEvery)
+	}
+	return gap
 }
 
 // poll submits what is prepared and collects completions without waiting,

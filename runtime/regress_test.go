@@ -479,3 +479,24 @@ func TestBusyLoopYields(t *testing.T) {
 		t.Fatalf("loop yielded %d times in %v, more than one per %v", n, took, yieldEvery)
 	}
 }
+
+// A slow yield (contended CPUs) doubles the gap to the next, up to
+// yieldEveryMax; a fast one halves it back toward yieldEvery.
+func TestNextYieldGap(t *testing.T) {
+	gap := yieldEvery
+	for range 10 {
+		gap = nextYieldGap(gap, 5*yieldSlow)
+	}
+	if gap != yieldEveryMax {
+		t.Fatalf("after slow yields the gap is %v, want %v", gap, yieldEveryMax)
+	}
+	if g := nextYieldGap(gap, yieldSlow/2); g != gap {
+		t.Fatalf("a middling yield moved the gap from %v to %v", gap, g)
+	}
+	for range 10 {
+		gap = nextYieldGap(gap, time.Microsecond)
+	}
+	if gap != yieldEvery {
+		t.Fatalf("after fast yields the gap is %v, want %v", gap, yieldEvery)
+	}
+}
