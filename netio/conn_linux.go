@@ -476,32 +476,45 @@ func (c *Conn) prepGather(sqe *ring.SQE, id runtime.OpID, n int) {
 	c.ls.stats.gathered.Add(uint64(n))
 }
 
-// spread hands the n bytes a gathered SENDMSG sent to the requests it
-// carried, in order, finishing each one it covered. What it did not cover
-// stays queued for the next send, or ends with net.ErrClosed if c closed.
-func (c *Conn) spread(n, reqs int) {
-	for range reqs {
-		if c.qhead == len(c.q) {
-			return // an OnSent closed c, which dropped the rest
-		}
+// spread hands the n bytes a gathered SENDMSG sent to the c.gathered
+// requests it carried, in order, finishing each one it covered. Until the
+// last of them is finished c.sendOp stays set, so that a Write from an
+// OnSent only queues (a send started then would resend requests the kernel
+// has already sent) and a Close from one keeps them; from the last one's
+// OnSent on, sends start as after a lone send. What the SENDMSG did not
+// cover stays queued for the next send, or ends with net.ErrClosed if c
+// closed.
+func (c *Conn) spread(n int) {
+	for c.gathered > 0 && c.qhead < len(c.q) {
 		r := &c.q[c.qhead]
 		rem := len(r.buf) - r.off
 		if n < rem {
 			r.off += n
 			c.queued -= n
 			if c.state != stOpen {
-				for c.qhead < len(c.q) && reqs > 0 {
+				for c.gathered > 0 && c.qhead < len(c.q) {
+					c.gathered--
 					c.finishSend(&c.q[c.qhead], net.ErrClosed)
-					reqs--
 				}
 			}
-			return
+			break
 		}
 		r.off += rem
 		c.queued -= rem
 		n -= rem
-		reqs--
+		c.gathered--
+		if c.gathered == 0 {
+			// The last: its OnSent may start the next send, which sets
+			// sendOp and gathered anew; they are not ours to touch after.
+			c.sendOp = 0
+			c.finishSend(r, nil)
+			return
+		}
 		c.finishSend(r, nil)
+	}
+	if c.gathered > 0 {
+		c.gathered = 0
+		c.sendOp = 0
 	}
 }
 
@@ -516,13 +529,13 @@ func (c *Conn) onSend(cqe *ring.CQE) {
 	}
 	rest := 0
 	if gathered := c.gathered; gathered > 0 {
-		c.gathered = 0
-		c.sendOp = 0
 		if cqe.Res >= 0 {
-			c.spread(int(cqe.Res), gathered)
+			c.spread(int(cqe.Res))
 			c.afterSend()
 			return
 		}
+		c.gathered = 0
+		c.sendOp = 0
 		r.res = cqe.Res // the head takes the error as a lone send would
 		if c.state != stOpen {
 			// Close dropped what was queued behind the gathered requests;

@@ -201,3 +201,83 @@ func TestGatheredSendsClosedInFlight(t *testing.T) {
 		return inUse == 0
 	}, "every arena block back")
 }
+
+// chain queues 8 writes when the first bytes arrive, and one more from each
+// OnSent until n writes are made; write k carries size copies of byte k.
+type chain struct {
+	splitter
+	n, size int
+	started bool
+}
+
+func (h *chain) write(c *Conn) {
+	h.mu.Lock()
+	if h.next >= uint64(h.n) {
+		h.mu.Unlock()
+		return
+	}
+	h.next++
+	tag := h.next
+	h.mu.Unlock()
+	if err := c.WriteTag(bytes.Repeat([]byte{byte(tag)}, h.size), tag); err != nil {
+		c.Close(err)
+	}
+}
+
+func (h *chain) OnData(c *Conn, _ *Data) {
+	if h.started {
+		return
+	}
+	h.started = true
+	for range 8 {
+		h.write(c)
+	}
+}
+
+func (h *chain) OnSent(c *Conn, tag uint64, err error) {
+	h.splitter.OnSent(c, tag, err)
+	if err == nil {
+		h.write(c)
+	}
+}
+
+// Writes made from OnSent while a gathered send's result is being handed
+// out must queue behind the requests it carried, not start a send of them
+// again: the peer gets every write once, in order.
+func TestGatheredSendsWriteFromOnSent(t *testing.T) {
+	needRing(t)
+	rt, err := runtime.New(&runtime.Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	const n, size = 200, 1000
+	h := &chain{splitter: splitter{conn: make(chan *Conn, 1)}, n: n, size: size}
+	s := serveOn(t, rt, nil, "tcp", "127.0.0.1:0", h)
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, n*size)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	for k := range n {
+		chunk := got[k*size : (k+1)*size]
+		if want := byte(k + 1); chunk[0] != want || chunk[size-1] != want || !bytes.Equal(chunk, bytes.Repeat([]byte{want}, size)) {
+			t.Fatalf("write %d arrived as %d...%d: a gathered request was sent twice or out of order", k+1, chunk[0], chunk[size-1])
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if k, err := c.Read(make([]byte, 1)); k > 0 {
+		t.Fatalf("%d bytes more than were written arrived (err %v)", k, err)
+	}
+	if st := StatsOf(rt); st.GatheredSends == 0 {
+		t.Fatalf("no send was gathered: %+v", st)
+	}
+}
