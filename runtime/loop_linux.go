@@ -272,8 +272,9 @@ func (l *Loop) loop() {
 		now := time.Now()
 		l.fireTimers(now)
 		if now.Sub(lastYield) > gap {
+			start := time.Now() // after the timers: only the yield's own cost counts
 			lastYield = l.yield()
-			gap = nextYieldGap(gap, lastYield.Sub(now))
+			gap = nextYieldGap(gap, lastYield.Sub(start))
 		}
 		if !ranAll || l.r.CQReady() > 0 || !l.q.empty() {
 			l.poll()
