@@ -407,7 +407,7 @@ func (c *Conn) startSend() {
 		return
 	}
 	b := r.buf[r.off:]
-	r.zc = !c.zcOff && c.cfg.SendZCThreshold >= 0 && len(b) >= c.cfg.SendZCThreshold
+	r.zc = c.sendsZC(len(b))
 	if r.zc {
 		c.ls.stats.zcSends.Add(1)
 		idx, fixed := uint16(0), false
@@ -433,6 +433,13 @@ func (c *Conn) startSend() {
 	}
 }
 
+// sendsZC reports whether n bytes at the head of the queue go out as
+// SEND_ZC: at or above Config.SendZCThreshold, unless the peer showed that
+// zerocopy does not pay (zcOff).
+func (c *Conn) sendsZC(n int) bool {
+	return !c.zcOff && c.cfg.SendZCThreshold >= 0 && n >= c.cfg.SendZCThreshold
+}
+
 // gatherable counts the queued requests from qhead that one SENDMSG can
 // carry: plain sends of loop-owned memory (copies and leases) below the
 // SEND_ZC threshold, at most maxGather. A handler that queues several
@@ -446,7 +453,7 @@ func (c *Conn) gatherable() int {
 		if r.kind != sendCopy && r.kind != sendLease {
 			break
 		}
-		if !c.zcOff && c.cfg.SendZCThreshold >= 0 && len(r.buf)-r.off >= c.cfg.SendZCThreshold {
+		if c.sendsZC(len(r.buf) - r.off) {
 			break
 		}
 		n++
