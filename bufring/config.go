@@ -30,6 +30,13 @@ type Config struct {
 	// LowWater: when the kernel holds fewer buffers than this, a release
 	// publishes at once instead of waiting for a full batch. Default Count/4.
 	LowWater uint32
+	// Lazy publishes only LowWater+Batch buffers at first and the rest, never
+	// touched before, only when the kernel holds fewer than LowWater. The
+	// kernel takes buffers in ring order, so an eager group cycles through
+	// every buffer and keeps the whole slab resident even when a handful
+	// would do; a lazy one touches only the buffers its load needed. Once
+	// published a buffer stays in circulation.
+	Lazy bool
 	// HugePages backs the slab with huge pages: MAP_HUGETLB when the system
 	// has a huge page pool, otherwise madvise(MADV_HUGEPAGE), otherwise
 	// ordinary pages.

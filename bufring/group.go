@@ -73,6 +73,9 @@ type Stats struct {
 	// Flushes counts tail stores; Published the buffers they handed back.
 	Flushes   uint64
 	Published uint64
+	// Unused is how many buffers were never published (Config.Lazy): their
+	// memory has not been touched.
+	Unused int
 }
 
 // Group is a provided buffer ring registered with one ring. See the package
@@ -97,8 +100,9 @@ type Group struct {
 	bufs    []bufState
 	pending []uint16 // released buffers not yet published; cap count
 
-	held   int // buffers with stKernel
-	leased int // buffers with refs > 0
+	held   int    // buffers with stKernel
+	leased int    // buffers with refs > 0
+	fresh  uint32 // buffers [fresh, count) were never published (Config.Lazy)
 
 	fixed   fixedSlot
 	starved bool
@@ -130,9 +134,24 @@ func (g *Group) setup(c *Config, mem, ringMap []byte) {
 	g.pending = make([]uint16, 0, c.Count)
 	g.fixed.idx = -1
 	g.log = c.Logger
-	for i := range g.bufs {
+	g.fresh = c.Count
+	if c.Lazy {
+		g.fresh = min(c.Count, c.LowWater+c.Batch)
+	}
+	for i := range g.fresh {
 		g.bufs[i].state = stPending
 		g.pending = append(g.pending, uint16(i))
+	}
+	g.Flush()
+}
+
+// topUp publishes the released buffers and, when the kernel would still hold
+// fewer than LowWater+Batch, buffers never published before (Config.Lazy).
+func (g *Group) topUp() {
+	for g.fresh < g.count && g.held+len(g.pending) < g.lowWater+g.batch {
+		g.bufs[g.fresh].state = stPending
+		g.pending = append(g.pending, uint16(g.fresh))
+		g.fresh++
 	}
 	g.Flush()
 }
@@ -166,6 +185,7 @@ func (g *Group) Pending() int { return len(g.pending) }
 func (g *Group) Stats() Stats {
 	s := g.stats
 	s.InUse, s.Available, s.Pending = g.leased, g.held, len(g.pending)
+	s.Unused = int(g.count - g.fresh)
 	return s
 }
 
@@ -246,6 +266,9 @@ func (g *Group) Lease(c *ring.CQE) (Lease, error) {
 			if !c.More() {
 				g.starved = true
 			}
+			if g.fresh < g.count {
+				g.topUp()
+			}
 			return Lease{}, ErrNoBuffers
 		}
 		return Lease{}, c.Err()
@@ -306,6 +329,9 @@ func (g *Group) Lease(c *ring.CQE) (Lease, error) {
 		return Lease{}, nil
 	}
 	g.noteEnd(c)
+	if g.held < g.lowWater && g.fresh < g.count {
+		g.topUp()
+	}
 	g.stats.Leases++
 	if k > 1 {
 		g.stats.Bundles++
@@ -366,6 +392,9 @@ func (g *Group) leaseInc(c *ring.CQE, bid uint16, n uint32) (Lease, error) {
 		prev = cur
 	}
 	g.noteEnd(c)
+	if g.held < g.lowWater && g.fresh < g.count {
+		g.topUp()
+	}
 	g.stats.Leases++
 	if k > 1 {
 		g.stats.Bundles++
@@ -416,7 +445,7 @@ func (g *Group) release(l *Lease) {
 		bid = next
 	}
 	if len(g.pending) >= g.batch || g.held < g.lowWater {
-		g.Flush()
+		g.topUp()
 	}
 }
 

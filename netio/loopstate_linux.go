@@ -93,7 +93,7 @@ func stateOf(l *runtime.Loop) (*loopState, error) {
 	// it has them; otherwise make them here.
 	ls.group, ls.arena = l.Group(), l.Arena()
 	if ls.group == nil {
-		g, err := bufring.NewGroup(l.Ring(), &bufring.Config{GroupID: groupID, Logger: l.Logger()})
+		g, err := bufring.NewGroup(l.Ring(), &bufring.Config{GroupID: groupID, Lazy: true, Logger: l.Logger()})
 		if err != nil {
 			return nil, err
 		}

@@ -156,7 +156,7 @@ func New(cfg *Config) (r *Relay, err error) {
 			// completions, so that a burst does not overflow the CQ (which
 			// ends multishot receives early).
 			CQEntries: uint32(max(4096, 2*nbuf)),
-			Buffers:   &bufring.Config{Count: uint32(nbuf), Size: recvBufferSize(plan.Config.MaxDatagram), Logger: r.log},
+			Buffers:   &bufring.Config{Count: uint32(nbuf), Size: recvBufferSize(plan.Config.MaxDatagram), Lazy: true, Logger: r.log},
 		}
 		if len(c.CPUs) > 0 {
 			rc.CPUs = []int{c.CPUs[k%len(c.CPUs)]}
