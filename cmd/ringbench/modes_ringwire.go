@@ -15,6 +15,8 @@ import (
 //	                  (Data.Keep, Conn.SendLease), no copy in user space
 //	ringwire-conn     the same server on netio's drop-in net.Listener, one
 //	                  goroutine per connection doing Read then Write
+//	ringwire-conn-halfloops  (optional, named in -modes) ringwire-conn with
+//	                  half as many loops as CPUs
 //
 // and the relay modes of modes_ringwire_relay.go. Both echo modes run
 // EchoConfig.Loops event loops (the CPUs the server is pinned to; 0: one per
@@ -24,6 +26,14 @@ func addRingwireModes(r *registry) {
 		return startRingwireEcho(cfg, echoserver.APIHandler)
 	}
 	r.echo["ringwire-conn"] = func(cfg EchoConfig) (Server, error) {
+		return startRingwireEcho(cfg, echoserver.APIConn)
+	}
+	// Optional: the net.Conn server with half as many loops as CPUs, which
+	// leaves the goroutines Ps that no loop thread holds.
+	r.echo["ringwire-conn-halfloops"] = func(cfg EchoConfig) (Server, error) {
+		if cfg.Loops > 1 {
+			cfg.Loops /= 2
+		}
 		return startRingwireEcho(cfg, echoserver.APIConn)
 	}
 	addRingwireRelayModes(r)
