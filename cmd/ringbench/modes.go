@@ -97,4 +97,7 @@ var (
 // optionalModes run only when named in -modes or -relay-modes: variants that
 // answer a question (what does the default cost or buy?) rather than rows
 // every run needs.
-var optionalModes = map[string]bool{"ringwire-relay-nobatch": true, "ringwire-conn-halfloops": true}
+var optionalModes = map[string]bool{
+	"ringwire-relay-nobatch": true, "ringwire-relay-budget200us": true, "ringwire-relay-budget1ms": true,
+	"ringwire-conn-halfloops": true,
+}

@@ -15,10 +15,18 @@ import (
 // stream, RTP validated and counted per packet) on netio's handler API, each
 // received buffer forwarded without a copy, with the relay's default 50µs
 // latency budget. The optional "ringwire-relay-nobatch" is the same relay
-// handling every completion at once, to show what the budget buys.
+// handling every completion at once, to show what the budget buys, and the
+// optional "ringwire-relay-budget200us" and "ringwire-relay-budget1ms" ask
+// what a longer budget would buy.
 func addRingwireRelayModes(r *registry) {
 	r.relay["ringwire-relay"] = func(cfg RelayConfig) (Server, error) { return startRingwireRelay(cfg, 0) }
 	r.relay["ringwire-relay-nobatch"] = func(cfg RelayConfig) (Server, error) { return startRingwireRelay(cfg, -1) }
+	r.relay["ringwire-relay-budget200us"] = func(cfg RelayConfig) (Server, error) {
+		return startRingwireRelay(cfg, 200*time.Microsecond)
+	}
+	r.relay["ringwire-relay-budget1ms"] = func(cfg RelayConfig) (Server, error) {
+		return startRingwireRelay(cfg, time.Millisecond)
+	}
 }
 
 // ringRelayServer adapts ringrelay.Relay to ringbench: stream i is received
