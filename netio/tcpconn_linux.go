@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,12 @@ import (
 // tcpConn is the net.Conn face of a Conn: it is the Conn's Handler, queues
 // received leases for Read (which copies out of them) and turns each Write
 // into a send of the caller's pinned bytes that the writer waits for.
+//
+// The loop thread takes no lock here. Received leases reach Read through a
+// lock-free queue (leaseq), and go back the same way; the rest of what the
+// loop and the goroutines share is atomic, or handed over by a posted task
+// (the loop reads wbuf only in the task Write posts after setting it) or by
+// a signal channel (the writer reads wn and werr only after OnSent's signal).
 type tcpConn struct {
 	c       *Conn // set on the loop before the tcpConn is published
 	l       *runtime.Loop
@@ -27,21 +34,21 @@ type tcpConn struct {
 	laddr   *net.TCPAddr
 	raddr   *net.TCPAddr
 
-	mu        sync.Mutex
-	rq        []bufring.Lease // received, not yet read: rq[rhead:]
-	rhead     int
-	roff      int // bytes of rq[rhead] already read
-	rbytes    int
-	rerr      error // io.EOF after the peer's FIN, or why the Conn ended
-	paused    bool
-	rel       []bufring.Lease // read, to be released on the loop
-	relSpare  []bufring.Lease
-	relPosted bool
-	deferred  int      // leases of rel counted in tloop's budget
-	tloop     *tcpLoop // the loop's net.Conn state; set by attach
-	gone      bool     // OnClose has run: the socket is closed
-	wbuf      []byte
-	wn        int
+	rq        leaseq[bufring.Lease] // received leases: unread, then read and not yet released
+	roff      int                   // reader: bytes of the oldest unread lease already read
+	rbytes    atomic.Int64          // bytes received and not yet read
+	rerr      atomic.Pointer[error] // io.EOF after the peer's FIN, or why the Conn ended; set once
+	paused    bool                  // loop: receive paused for read-ahead
+	pausedR   atomic.Bool           // paused, as the reader sees it
+	relPosted atomic.Bool           // a release task is posted and has not started
+	deferred  atomic.Int64          // read leases counted in tloop's budget
+	reading   atomic.Bool           // a Read is looking at rq
+	rclosed   atomic.Bool           // Close ran on the loop: rq is reclaimed once no Read is in it
+	gone      atomic.Bool           // OnClose has run: the socket is closed
+	pendErr   error                 // loop: the end of reading, held back while leases overflow
+	tloop     *tcpLoop              // the loop's net.Conn state; set by attach
+	wbuf      []byte                // writer, then the loop in the write task
+	wn        int                   // loop in OnSent, then the writer after wsig
 	werr      error
 
 	guard *fdGuard // lets Write call send(2) itself; set by attach
@@ -55,7 +62,7 @@ type tcpConn struct {
 	writeMu   sync.Mutex
 	rdl, wdl  deadline
 
-	relT, writeT, cancelWT, closeT connTask
+	relT, writeT, cancelWT, closeT, reclaimT connTask
 }
 
 // relBatch is how many consumed leases a reader gathers before it posts
@@ -72,6 +79,7 @@ const (
 	taskWrite
 	taskCancelWrite
 	taskClose
+	taskReclaim
 )
 
 func (k *connTask) Run(l *runtime.Loop) { k.t.run(k.op) }
@@ -87,6 +95,7 @@ func newTCPConn(l *runtime.Loop, cfg *Config, network string) *tcpConn {
 	t.writeT = connTask{t, taskWrite}
 	t.cancelWT = connTask{t, taskCancelWrite}
 	t.closeT = connTask{t, taskClose}
+	t.reclaimT = connTask{t, taskReclaim}
 	return t
 }
 
@@ -109,32 +118,52 @@ func signal(ch chan struct{}) {
 	}
 }
 
+func releaseLease(l *bufring.Lease) { l.Release() }
+
+// setRerr records why reading ends, unless a reason is recorded already.
+// Loop thread.
+func (t *tcpConn) setRerr(err error) { t.rerr.CompareAndSwap(nil, &err) }
+
+// endRead records why reading ends once every received lease is in the
+// queue: Read reports the reason when it finds the queue empty, so while
+// leases wait in the loop's overflow the reason waits too (release records
+// it). Loop thread.
+func (t *tcpConn) endRead(err error) {
+	if len(t.rq.over) > 0 {
+		if t.pendErr == nil {
+			t.pendErr = err
+		}
+		return
+	}
+	t.setRerr(err)
+}
+
+// readErr returns the recorded reason reading ends, or nil.
+func (t *tcpConn) readErr() error {
+	if p := t.rerr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Handler methods: loop thread.
 
 func (t *tcpConn) OnOpen(*Conn) {}
 
 func (t *tcpConn) OnData(c *Conn, d *Data) {
 	lease := d.Keep()
-	t.mu.Lock()
-	freed := len(t.rel) > 0
-	if freed {
-		// Leases Read consumed and left for the loop (see tcpLoop).
-		for i := range t.rel {
-			t.rel[i].Release()
-		}
-		clear(t.rel)
-		t.rel = t.rel[:0]
-		t.tloop.give(t.deferred)
-		t.deferred = 0
+	if t.rclosed.Load() {
+		lease.Release()
+		return
 	}
-	t.rq = append(t.rq, lease)
-	t.rbytes += lease.Len()
-	pause := !t.paused && t.overReadAhead()
-	if pause {
+	// Leases Read consumed and left for the loop (see tcpLoop).
+	freed := t.releaseRead() > 0
+	t.rq.refill()
+	t.rbytes.Add(int64(lease.Len()))
+	t.rq.push(lease)
+	if !t.paused && t.overReadAhead() {
 		t.paused = true
-	}
-	t.mu.Unlock()
-	if pause {
+		t.pausedR.Store(true)
 		c.PauseRecv()
 	}
 	signal(t.rsig)
@@ -144,33 +173,23 @@ func (t *tcpConn) OnData(c *Conn, d *Data) {
 }
 
 func (t *tcpConn) OnPeerClose(*Conn) {
-	t.mu.Lock()
-	if t.rerr == nil {
-		t.rerr = io.EOF
-	}
-	t.mu.Unlock()
+	t.endRead(io.EOF)
 	signal(t.rsig)
 }
 
 func (t *tcpConn) OnClose(_ *Conn, err error) {
-	t.mu.Lock()
-	if t.rerr == nil {
-		if err == nil {
-			err = net.ErrClosed
-		}
-		t.rerr = err
+	if err == nil {
+		err = net.ErrClosed
 	}
-	t.gone = true
-	t.mu.Unlock()
+	t.endRead(err)
+	t.gone.Store(true)
 	signal(t.rsig)
 	close(t.done)
 }
 
 func (t *tcpConn) OnSent(c *Conn, _ uint64, err error) {
-	t.mu.Lock()
 	t.wn, t.werr = c.sentN, err
 	t.wbuf = nil
-	t.mu.Unlock()
 	signal(t.wsig)
 }
 
@@ -182,82 +201,87 @@ func (t *tcpConn) run(op uint8) {
 		t.release()
 	case taskWrite:
 		t.release() // leases read since the last release ride along
-		t.mu.Lock()
-		b := t.wbuf
-		t.mu.Unlock()
 		if c.state != stOpen {
 			t.OnSent(c, 0, net.ErrClosed)
 			return
 		}
-		c.sendUser(b, 1)
+		c.sendUser(t.wbuf, 1)
 	case taskCancelWrite:
 		c.cancelSend(1)
 	case taskClose:
 		c.Close(nil)
-		t.mu.Lock()
-		for i := t.rhead; i < len(t.rq); i++ {
-			t.rq[i].Release()
+		// Reclaim every queued lease, unless a Read is copying from one:
+		// then that Read posts taskReclaim when it leaves. Both sides store
+		// their flag before loading the other's (sequentially consistent),
+		// so at least one of them sees the other's.
+		t.rclosed.Store(true)
+		if !t.reading.Load() {
+			t.reclaim()
 		}
-		for i := range t.rel {
-			t.rel[i].Release()
-		}
-		t.rq, t.rhead, t.roff, t.rbytes, t.rel = nil, 0, 0, 0, nil
-		t.tloop.give(t.deferred)
-		t.deferred = 0
-		t.mu.Unlock()
+	case taskReclaim:
+		t.reclaim()
 	}
 }
 
-// release gives the leases Read has consumed back to the group and resumes
-// a paused receive. Loop thread.
+// releaseRead releases the leases Read has finished with and returns their
+// budget to the loop; it returns how many it released. Loop thread.
+//
+// The budget is settled approximately: a reader that counts leases into
+// deferred while this runs may leave them counted after they are released,
+// until the next release settles them. The budget is a bound on idle
+// connections' holdings, not an exact count.
+func (t *tcpConn) releaseRead() int {
+	n := t.rq.releaseRead(releaseLease)
+	t.tloop.give(int(t.deferred.Swap(0)))
+	return n
+}
+
+// reclaim releases every lease still queued, read or not. Loop thread, once
+// the connection is closed for reads and no Read is inside the queue.
+func (t *tcpConn) reclaim() {
+	t.rq.releaseAll(releaseLease)
+	t.rbytes.Store(0)
+	t.tloop.give(int(t.deferred.Swap(0)))
+}
+
+// release gives the leases Read has consumed back to the group, moves
+// overflowed leases into the queue and resumes a paused receive. Loop thread.
 func (t *tcpConn) release() {
+	t.relPosted.Store(false) // before reading the state: a later post is not lost
+	if t.rclosed.Load() {
+		return
+	}
 	c := t.c
-	t.mu.Lock()
-	rel := t.rel
-	t.rel, t.relSpare = t.relSpare[:0], nil
-	t.relPosted = false
-	t.tloop.give(t.deferred)
-	t.deferred = 0
-	resume := t.paused && t.underReadAhead() && !t.gone
+	n := t.releaseRead()
+	before := t.rq.unread()
+	t.rq.refill()
+	if t.pendErr != nil && len(t.rq.over) == 0 {
+		t.setRerr(t.pendErr)
+		t.pendErr = nil
+		before = -1
+	}
+	if t.rq.unread() != before {
+		signal(t.rsig)
+	}
+	resume := t.paused && t.underReadAheadLoop() && !t.gone.Load()
 	if resume {
 		t.paused = false
-	}
-	t.mu.Unlock()
-	if len(rel) == 0 && !resume {
-		t.mu.Lock()
-		if t.relSpare == nil {
-			t.relSpare = rel
-		}
-		t.mu.Unlock()
-		return
-	}
-	for i := range rel {
-		rel[i].Release()
-	}
-	clear(rel)
-	t.mu.Lock()
-	if t.relSpare == nil {
-		t.relSpare = rel[:0]
-	}
-	t.mu.Unlock()
-	if resume {
+		t.pausedR.Store(false)
 		c.ResumeRecv()
 	}
-	c.ls.kickStarved()
+	if n > 0 || resume {
+		c.ls.kickStarved()
+	}
 }
 
-// postRelease posts the release task unless it is pending; t.mu is held.
+// postRelease posts the release task unless it is pending.
 func (t *tcpConn) postRelease() {
-	if t.relPosted {
+	if !t.relPosted.CompareAndSwap(false, true) {
 		return
 	}
-	t.relPosted = true
 	if t.l.Post(&t.relT) != nil {
-		// The loop is gone and its buffers with it: drop the leases.
-		clear(t.rel)
-		t.rel = t.rel[:0]
-		t.tloop.give(t.deferred)
-		t.deferred = 0
+		// The loop is gone and its buffers with it.
+		t.tloop.give(int(t.deferred.Swap(0)))
 	}
 }
 
@@ -280,28 +304,34 @@ func (t *tcpConn) Read(b []byte) (int, error) {
 		if t.isClosed() {
 			return 0, t.opError("read", net.ErrClosed)
 		}
-		t.mu.Lock()
-		if t.rhead < len(t.rq) {
-			if len(b) == 0 {
-				t.mu.Unlock()
-				return 0, nil
+		// The reason is loaded before the queue is looked at: the loop
+		// queues a connection's last bytes before it records the end, so
+		// bytes are never reported after EOF.
+		err := t.readErr()
+		t.reading.Store(true)
+		if t.rclosed.Load() {
+			t.leaveQueue()
+			return 0, t.opError("read", net.ErrClosed)
+		}
+		if t.rq.peek() != nil {
+			n := 0
+			if len(b) > 0 {
+				n = t.consume(b)
 			}
-			n := t.consume(b)
-			t.mu.Unlock()
+			t.leaveQueue()
 			return n, nil
 		}
-		err := t.rerr
-		if len(t.rel) > t.deferred {
-			// About to block: leave the consumed buffers to the loop's next
-			// OnData while the loop's budget allows (no wakeup), else give
-			// them back now. A paused or ended receive has no next OnData.
-			if t.paused || err != nil || !t.tloop.take(len(t.rel)-t.deferred) {
+		t.leaveQueue()
+		// About to block: leave the consumed buffers to the loop's next
+		// OnData while the loop's budget allows (no wakeup), else give them
+		// back now. A paused or ended receive has no next OnData.
+		if d := int64(t.rq.unreleased()) - t.deferred.Load(); d > 0 {
+			if t.pausedR.Load() || err != nil || !t.tloop.take(int(d)) {
 				t.postRelease()
 			} else {
-				t.deferred = len(t.rel)
+				t.deferred.Add(d)
 			}
 		}
-		t.mu.Unlock()
 		if err == io.EOF {
 			return 0, io.EOF
 		}
@@ -322,30 +352,36 @@ func (t *tcpConn) Read(b []byte) (int, error) {
 	}
 }
 
-// consume copies from the queued leases; t.mu is held.
+// leaveQueue ends a Read's look at the queue; if the loop closed the
+// connection meanwhile and left the queue to it, it posts the reclaim.
+func (t *tcpConn) leaveQueue() {
+	t.reading.Store(false)
+	if t.rclosed.Load() {
+		_ = t.l.Post(&t.reclaimT) // a loop that is gone took its buffers along
+	}
+}
+
+// consume copies from the queued leases. Reader, inside the queue.
 func (t *tcpConn) consume(b []byte) int {
 	n := 0
-	for n < len(b) && t.rhead < len(t.rq) {
-		lease := t.rq[t.rhead]
-		v := lease.Bytes()[t.roff:]
+	for n < len(b) {
+		l := t.rq.peek()
+		if l == nil {
+			break
+		}
+		v := l.Bytes()[t.roff:]
 		k := copy(b[n:], v)
 		n += k
 		t.roff += k
 		if k == len(v) {
-			t.rq[t.rhead] = bufring.Lease{}
-			t.rhead++
 			t.roff = 0
-			t.rel = append(t.rel, lease)
+			t.rq.advance()
 		}
 	}
-	if t.rhead == len(t.rq) {
-		t.rq = t.rq[:0]
-		t.rhead = 0
-	}
-	t.rbytes -= n
+	t.rbytes.Add(-int64(n))
 	// Consumed leases go back in batches: with the next Write's task, when
 	// Read is about to block, or once relBatch of them have gathered.
-	if len(t.rel) >= relBatch || t.paused && t.underReadAhead() {
+	if t.rq.unreleased() >= relBatch || t.pausedR.Load() && t.underReadAhead() {
 		t.postRelease()
 	}
 	return n
@@ -358,14 +394,20 @@ func (t *tcpConn) consume(b []byte) int {
 // in examples/echo/echoserver).
 const readAheadLeases = 8
 
-// overReadAhead reports that receiving should pause; t.mu is held.
+// overReadAhead reports that receiving should pause. Loop thread.
 func (t *tcpConn) overReadAhead() bool {
-	return t.rbytes >= t.cfg.ReadAhead || len(t.rq)-t.rhead >= readAheadLeases
+	return t.rbytes.Load() >= int64(t.cfg.ReadAhead) || t.rq.unreadLoop() >= readAheadLeases
 }
 
-// underReadAhead reports that a paused receive may resume; t.mu is held.
+// underReadAheadLoop reports that a paused receive may resume. Loop thread.
+func (t *tcpConn) underReadAheadLoop() bool {
+	return t.rbytes.Load() < int64(t.cfg.ReadAhead/2) && t.rq.unreadLoop() <= readAheadLeases/2
+}
+
+// underReadAhead is the reader's view of underReadAheadLoop: it does not see
+// the loop's overflow, so the loop checks again.
 func (t *tcpConn) underReadAhead() bool {
-	return t.rbytes < t.cfg.ReadAhead/2 && len(t.rq)-t.rhead <= readAheadLeases/2
+	return t.rbytes.Load() < int64(t.cfg.ReadAhead/2) && t.rq.unread() <= readAheadLeases/2
 }
 
 // Write sends b and returns when the kernel has taken all of it (or on error,
@@ -438,9 +480,7 @@ func (t *tcpConn) sendFailed(errno error) error {
 
 // goneError is Write's error once the loop has closed the socket.
 func (t *tcpConn) goneError() error {
-	t.mu.Lock()
-	err := t.rerr
-	t.mu.Unlock()
+	err := t.readErr()
 	if err == io.EOF || err == nil {
 		err = net.ErrClosed
 	}
@@ -449,13 +489,10 @@ func (t *tcpConn) goneError() error {
 
 // writeRing sends b through the loop and waits for the result.
 func (t *tcpConn) writeRing(b []byte) (int, error) {
-	t.mu.Lock()
-	if t.gone {
-		t.mu.Unlock()
+	if t.gone.Load() {
 		return 0, t.goneError()
 	}
-	t.wbuf, t.wn, t.werr = b, 0, nil
-	t.mu.Unlock()
+	t.wbuf, t.wn, t.werr = b, 0, nil // read by the loop in the task posted next
 	if t.l.Post(&t.writeT) != nil {
 		return 0, t.opError("write", net.ErrClosed)
 	}
@@ -475,9 +512,7 @@ func (t *tcpConn) writeRing(b []byte) (int, error) {
 			<-t.wsig // the shutting-down loop cancels it and reports
 		}
 	}
-	t.mu.Lock()
-	n, err := t.wn, t.werr
-	t.mu.Unlock()
+	n, err := t.wn, t.werr // set by OnSent before its signal
 	if err == nil && n == len(b) {
 		return n, nil
 	}
