@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +21,10 @@ import (
 // packetConn is the net.PacketConn (and, when connected, net.Conn) face of
 // a UDPConn: received datagrams queue as leases for ReadFrom, which copies
 // the payload out; each WriteTo sends the caller's pinned bytes and waits.
+//
+// As in tcpConn, the loop thread takes no lock: datagrams reach ReadFrom
+// through a leaseq, the rest is atomic or handed over by a posted task (wbuf,
+// wto) or by OnSent's signal (wn, werr).
 type packetConn struct {
 	u       *UDPConn
 	l       *runtime.Loop
@@ -28,18 +33,19 @@ type packetConn struct {
 	laddr   *net.UDPAddr
 	raddr   *net.UDPAddr // connected sockets
 
-	mu        sync.Mutex
-	rq        []datagram
-	rhead     int
-	rbytes    int
-	paused    bool
-	rel       []bufring.Lease
-	relSpare  []bufring.Lease
-	relPosted bool
-	gone      bool
-	wbuf      []byte
+	rq        leaseq[datagram] // received: unread, then read and not yet released
+	rbytes    atomic.Int64     // bytes received and not yet read
+	paused    bool             // loop: receive paused for read-ahead
+	pausedR   atomic.Bool      // paused, as the reader sees it
+	relPosted atomic.Bool      // a release task is posted and has not started
+	reading   atomic.Bool      // a ReadFrom is looking at rq
+	rclosed   atomic.Bool      // Close ran on the loop: rq is reclaimed once no read is in it
+	gone      atomic.Bool      // OnClose has run: the socket is closed
+	readEnd   atomic.Bool      // gone, once every received datagram is in rq
+	endHeld   bool             // loop: gone, but datagrams still overflow
+	wbuf      []byte           // writer, then the loop in the write task
 	wto       netip.AddrPort
-	wn        int
+	wn        int // loop in OnSent, then the writer after wsig
 	werr      error
 
 	rsig      chan struct{}
@@ -51,7 +57,7 @@ type packetConn struct {
 	writeMu   sync.Mutex
 	rdl, wdl  deadline
 
-	relT, writeT, cancelWT, closeT pcTask
+	relT, writeT, cancelWT, closeT, reclaimT pcTask
 }
 
 type datagram struct {
@@ -60,6 +66,8 @@ type datagram struct {
 	from    netip.AddrPort
 	err     error // an error reported in order with the datagrams
 }
+
+func releaseDatagram(d *datagram) { d.lease.Release() }
 
 type pcTask struct {
 	p  *packetConn
@@ -79,6 +87,7 @@ func newPacketConn(l *runtime.Loop, cfg *Config, network string) *packetConn {
 	p.writeT = pcTask{p, taskWrite}
 	p.cancelWT = pcTask{p, taskCancelWrite}
 	p.closeT = pcTask{p, taskClose}
+	p.reclaimT = pcTask{p, taskReclaim}
 	return p
 }
 
@@ -86,39 +95,45 @@ func newPacketConn(l *runtime.Loop, cfg *Config, network string) *packetConn {
 
 func (p *packetConn) OnPacket(u *UDPConn, d *Data) {
 	lease := d.Keep()
-	p.mu.Lock()
-	p.rq = append(p.rq, datagram{lease: lease, payload: d.Bytes(), from: d.From()})
-	p.rbytes += lease.Len()
-	pause := !p.paused && p.rbytes >= p.cfg.ReadAhead
-	if pause {
-		p.paused = true
+	if p.rclosed.Load() {
+		lease.Release()
+		return
 	}
-	p.mu.Unlock()
-	if pause {
+	freed := p.rq.releaseRead(releaseDatagram) > 0
+	p.rq.refill()
+	p.rbytes.Add(int64(lease.Len()))
+	p.rq.push(datagram{lease: lease, payload: d.Bytes(), from: d.From()})
+	if !p.paused && p.rbytes.Load() >= int64(p.cfg.ReadAhead) {
+		p.paused = true
+		p.pausedR.Store(true)
 		u.PauseRecv()
 	}
 	signal(p.rsig)
+	if freed {
+		u.ls.kickStarved()
+	}
 }
 
 func (p *packetConn) OnError(_ *UDPConn, err error) {
-	p.mu.Lock()
-	p.rq = append(p.rq, datagram{err: err})
-	p.mu.Unlock()
+	if !p.rclosed.Load() {
+		p.rq.push(datagram{err: err})
+	}
 	signal(p.rsig)
 }
 
 func (p *packetConn) OnClose(*UDPConn, error) {
-	p.mu.Lock()
-	p.gone = true
-	p.mu.Unlock()
+	p.gone.Store(true)
+	if len(p.rq.over) > 0 {
+		p.endHeld = true // release publishes readEnd once the overflow is in rq
+	} else {
+		p.readEnd.Store(true)
+	}
 	signal(p.rsig)
 	close(p.done)
 }
 
 func (p *packetConn) OnSent(u *UDPConn, _ uint64, err error) {
-	p.mu.Lock()
 	p.wn, p.werr, p.wbuf = u.sentN, err, nil
-	p.mu.Unlock()
 	signal(p.wsig)
 }
 
@@ -129,67 +144,74 @@ func (p *packetConn) run(op uint8) {
 		p.release()
 	case taskWrite:
 		p.release() // datagrams read since the last release ride along
-		p.mu.Lock()
-		b, to := p.wbuf, p.wto
-		p.mu.Unlock()
-		if err := u.sendUser(b, to, 1); err != nil {
+		if err := u.sendUser(p.wbuf, p.wto, 1); err != nil {
 			p.OnSent(u, 1, err)
 		}
 	case taskCancelWrite:
 		// A datagram send does not block for long; it completes on its own.
 	case taskClose:
 		u.Close(nil)
-		p.mu.Lock()
-		for i := p.rhead; i < len(p.rq); i++ {
-			p.rq[i].lease.Release()
+		// As in tcpConn: reclaim now unless a read is inside the queue, which
+		// then posts taskReclaim when it leaves.
+		p.rclosed.Store(true)
+		if !p.reading.Load() {
+			p.reclaim()
 		}
-		for i := range p.rel {
-			p.rel[i].Release()
-		}
-		p.rq, p.rhead, p.rbytes, p.rel = nil, 0, 0, nil
-		p.mu.Unlock()
+	case taskReclaim:
+		p.reclaim()
 	}
 }
 
-// release gives read datagrams' buffers back and resumes a paused receive.
-// Loop thread.
+// reclaim releases every queued datagram. Loop thread, once the socket is
+// closed for reads and no read is inside the queue.
+func (p *packetConn) reclaim() {
+	p.rq.releaseAll(releaseDatagram)
+	p.rbytes.Store(0)
+}
+
+// release gives read datagrams' buffers back, moves overflowed datagrams into
+// the queue and resumes a paused receive. Loop thread.
 func (p *packetConn) release() {
+	p.relPosted.Store(false) // before reading the state: a later post is not lost
+	if p.rclosed.Load() {
+		return
+	}
 	u := p.u
-	p.mu.Lock()
-	rel := p.rel
-	p.rel, p.relSpare = p.relSpare[:0], nil
-	p.relPosted = false
-	resume := p.paused && p.rbytes < p.cfg.ReadAhead/2 && !p.gone
+	n := p.rq.releaseRead(releaseDatagram)
+	before := p.rq.unread()
+	p.rq.refill()
+	if p.endHeld && len(p.rq.over) == 0 {
+		p.endHeld = false
+		p.readEnd.Store(true)
+		before = -1
+	}
+	if p.rq.unread() != before {
+		signal(p.rsig)
+	}
+	resume := p.paused && p.rbytes.Load() < int64(p.cfg.ReadAhead/2) && !p.gone.Load()
 	if resume {
 		p.paused = false
-	}
-	p.mu.Unlock()
-	for i := range rel {
-		rel[i].Release()
-	}
-	clear(rel)
-	p.mu.Lock()
-	if p.relSpare == nil {
-		p.relSpare = rel[:0]
-	}
-	p.mu.Unlock()
-	if resume {
+		p.pausedR.Store(false)
 		u.ResumeRecv()
 	}
-	if len(rel) > 0 {
+	if n > 0 {
 		u.ls.kickStarved()
 	}
 }
 
-// postRelease posts the release task unless it is pending; p.mu is held.
+// postRelease posts the release task unless it is pending.
 func (p *packetConn) postRelease() {
-	if p.relPosted {
-		return
+	if p.relPosted.CompareAndSwap(false, true) {
+		_ = p.l.Post(&p.relT) // a loop that is gone took its buffers along
 	}
-	p.relPosted = true
-	if p.l.Post(&p.relT) != nil {
-		clear(p.rel)
-		p.rel = p.rel[:0]
+}
+
+// leaveQueue ends a read's look at the queue; if the loop closed the socket
+// meanwhile and left the queue to it, it posts the reclaim.
+func (p *packetConn) leaveQueue() {
+	p.reading.Store(false)
+	if p.rclosed.Load() {
+		_ = p.l.Post(&p.reclaimT)
 	}
 }
 
@@ -214,33 +236,32 @@ func (p *packetConn) readFrom(b []byte) (int, netip.AddrPort, error) {
 		if p.isClosed() {
 			return 0, netip.AddrPort{}, p.opError("read", nil, net.ErrClosed)
 		}
-		p.mu.Lock()
-		if p.rhead < len(p.rq) {
-			dg := p.rq[p.rhead]
-			p.rq[p.rhead] = datagram{}
-			p.rhead++
-			if p.rhead == len(p.rq) {
-				p.rq, p.rhead = p.rq[:0], 0
+		// readEnd is loaded before the queue: the loop queues the last
+		// datagrams before it publishes the end.
+		end := p.readEnd.Load()
+		p.reading.Store(true)
+		if p.rclosed.Load() {
+			p.leaveQueue()
+			return 0, netip.AddrPort{}, p.opError("read", nil, net.ErrClosed)
+		}
+		if dg := p.rq.peek(); dg != nil {
+			n, from, err := copy(b, dg.payload), dg.from, dg.err
+			p.rbytes.Add(-int64(dg.lease.Len()))
+			p.rq.advance()
+			p.leaveQueue()
+			if err != nil {
+				return 0, netip.AddrPort{}, p.opError("read", nil, err)
 			}
-			if dg.err != nil {
-				p.mu.Unlock()
-				return 0, netip.AddrPort{}, p.opError("read", nil, dg.err)
-			}
-			n := copy(b, dg.payload)
-			p.rbytes -= dg.lease.Len()
-			p.rel = append(p.rel, dg.lease)
-			if len(p.rel) >= relBatch || p.paused && p.rbytes < p.cfg.ReadAhead/2 {
+			if p.rq.unreleased() >= relBatch || p.pausedR.Load() && p.rbytes.Load() < int64(p.cfg.ReadAhead/2) {
 				p.postRelease()
 			}
-			p.mu.Unlock()
-			return n, dg.from, nil
+			return n, from, nil
 		}
-		gone := p.gone
-		if len(p.rel) > 0 {
+		p.leaveQueue()
+		if p.rq.unreleased() > 0 {
 			p.postRelease() // about to block: give the buffers back now
 		}
-		p.mu.Unlock()
-		if gone {
+		if end {
 			return 0, netip.AddrPort{}, p.opError("read", nil, net.ErrClosed)
 		}
 		if p.rdl.expired() {
@@ -283,20 +304,15 @@ func (p *packetConn) writeTo(b []byte, to netip.AddrPort, addr net.Addr) (int, e
 	if p.wdl.expired() {
 		return 0, p.opError("write", addr, os.ErrDeadlineExceeded)
 	}
-	p.mu.Lock()
-	if p.gone {
-		p.mu.Unlock()
+	if p.gone.Load() {
 		return 0, p.opError("write", addr, net.ErrClosed)
 	}
-	p.wbuf, p.wto, p.wn, p.werr = b, to, 0, nil
-	p.mu.Unlock()
+	p.wbuf, p.wto, p.wn, p.werr = b, to, 0, nil // read by the loop in the task posted next
 	if p.l.Post(&p.writeT) != nil {
 		return 0, p.opError("write", addr, net.ErrClosed)
 	}
-	<-p.wsig // a datagram send completes promptly; deadlines are checked before it
-	p.mu.Lock()
-	n, err := p.wn, p.werr
-	p.mu.Unlock()
+	<-p.wsig               // a datagram send completes promptly; deadlines are checked before it
+	n, err := p.wn, p.werr // set by OnSent before its signal
 	if err != nil {
 		return n, p.opError("write", addr, err)
 	}

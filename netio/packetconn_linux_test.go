@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringwire/ringwire/runtime"
 )
 
 // The table below follows Go's net/timeout_test.go (TestReadFromTimeout,
@@ -341,5 +343,49 @@ func TestPacketConnConcurrentReadWrite(t *testing.T) {
 				t.Fatalf("received %d of %d datagrams on loopback", c, n)
 			}
 		})
+	}
+}
+
+// Datagrams queued while nobody reads outnumber the lock-free queue's ring
+// (leaseqCap), so most wait in the loop's overflow list; a reader that comes
+// late must still get every one, in order, and the loop's buffers must all
+// come back. (The ReadAhead bound is far above the bytes sent here.)
+func TestPacketConnQueueOverflowKeepsOrder(t *testing.T) {
+	needRing(t)
+	const n = 10 * leaseqCap
+	pc := listenPacket(t, nil, "udp4", "127.0.0.1:0")
+	tx, err := net.DialUDP("udp4", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	msg := make([]byte, 100)
+	for i := range n {
+		msg[0], msg[1] = byte(i), byte(i>>8)
+		if _, err := tx.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let the loop queue them all before anyone reads
+	p := pc.(*packetConn)
+	over := make(chan int, 1)
+	if err := p.l.Post(runtime.TaskFunc(func(*runtime.Loop) { over <- len(p.rq.over) })); err != nil {
+		t.Fatal(err)
+	}
+	if k := <-over; k < n/2 {
+		t.Fatalf("only %d datagrams overflowed the ring; the test no longer covers the overflow", k)
+	}
+	if err := pc.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 200)
+	for i := range n {
+		k, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if got := int(buf[0]) | int(buf[1])<<8; k != len(msg) || got != i {
+			t.Fatalf("datagram %d: got number %d (%d bytes)", i, got, k)
+		}
 	}
 }
