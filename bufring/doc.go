@@ -15,7 +15,9 @@
 // with one store-release of the ring tail per batch (liburing
 // io_uring_buf_ring_add + io_uring_buf_ring_advance); [Group.Flush] publishes the
 // batch now, and a release publishes at once when the kernel holds fewer than
-// Config.LowWater buffers.
+// Config.LowWater buffers. A Config.Lazy group publishes only LowWater+Batch
+// buffers at first and adds buffers it never published only when the kernel runs
+// low, so memory its load never needed is never touched.
 //
 // Bundle CQEs (IORING_RECVSEND_BUNDLE, Linux 6.10) cover several buffers: the
 // CQE names the first buffer, and its res bytes span the ring entries that follow

@@ -69,4 +69,9 @@
 // net.PacketConn contracts require: concurrent Reads (and Writes) are
 // serialized, and every method may be called from any goroutine. The handler
 // face is not: use Loop().Post to reach a Conn from another goroutine.
+//
+// The loop thread never takes a lock the net face's goroutines hold: received
+// data reaches Read and ReadFrom through a single-producer single-consumer
+// queue (leaseq), writes hand their buffer over in the task they post, and
+// results come back through one-token channels.
 package netio
