@@ -26,13 +26,7 @@ func testMultishotRecvIntoLeases(t *testing.T, huge bool) {
 	r := newRing(t)
 	g := newGroup(t, r, &Config{GroupID: 3, Count: 16, Size: 4096, HugePages: huge})
 	t.Logf("slab backing: %q", g.HugePages())
-	rx, tx := tcpPair(t)
-	sqe := r.GetSQE()
-	sqe.PrepRecvMultishot(rx, g.ID(), 0)
-	sqe.UserData = 1
-	if _, err := r.Submit(); err != nil {
-		t.Fatal(err)
-	}
+	tx := armedPair(t, r, g)
 	cqes := make([]ring.CQE, 32)
 	msgs := []string{"hello", "provided", "buffer ring"}
 	for _, m := range msgs {

@@ -26,6 +26,20 @@ func residentPages(t *testing.T, g *Group) int {
 	return n
 }
 
+// armedPair returns the sending end of a TCP pair whose receiving end has a
+// multishot receive from g armed on r.
+func armedPair(t *testing.T, r *ring.Ring, g *Group) (tx int) {
+	t.Helper()
+	rx, tx := tcpPair(t)
+	sqe := r.GetSQE()
+	sqe.PrepRecvMultishot(rx, g.ID(), 0)
+	sqe.UserData = 1
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // recvOne writes m to tx and leases the one CQE the armed multishot receive
 // on the other end posts for it.
 func recvOne(t *testing.T, r *ring.Ring, g *Group, tx int, m []byte, cqes []ring.CQE) Lease {
@@ -68,13 +82,7 @@ func TestLazyGroupTouchesOnlyWhatItNeeds(t *testing.T) {
 			if g.Available() != initial || g.Stats().Unused != count-initial {
 				t.Fatalf("after NewGroup: available %d unused %d, want %d and %d", g.Available(), g.Stats().Unused, initial, count-initial)
 			}
-			rx, tx := tcpPair(t)
-			sqe := r.GetSQE()
-			sqe.PrepRecvMultishot(rx, g.ID(), 0)
-			sqe.UserData = 1
-			if _, err := r.Submit(); err != nil {
-				t.Fatal(err)
-			}
+			tx := armedPair(t, r, g)
 			cqes := make([]ring.CQE, 8)
 			m := make([]byte, 64)
 			for i := range msgs {
@@ -104,13 +112,7 @@ func TestLazyGroupGrowsBeforeRunningDry(t *testing.T) {
 	r := newRing(t)
 	g := newGroup(t, r, &Config{GroupID: 6, Count: count, Size: 4096, Lazy: true})
 	start := g.Available()
-	rx, tx := tcpPair(t)
-	sqe := r.GetSQE()
-	sqe.PrepRecvMultishot(rx, g.ID(), 0)
-	sqe.UserData = 1
-	if _, err := r.Submit(); err != nil {
-		t.Fatal(err)
-	}
+	tx := armedPair(t, r, g)
 	cqes := make([]ring.CQE, 8)
 	var leases []Lease
 	for i := range held {
