@@ -2,7 +2,11 @@
 
 package netio
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/ringwire/ringwire/runtime"
+)
 
 // leaseqCap is how many entries a leaseq's ring holds. A net.Conn pauses its
 // receive at readAheadLeases unread entries, so the ring is rarely full; what
@@ -121,3 +125,76 @@ func (q *leaseq[T]) unread() int { return int(q.tail.Load() - q.head.Load()) }
 // unreleased counts the entries the reader has read and the loop has not
 // yet released.
 func (q *leaseq[T]) unreleased() int { return max(0, int(int32(q.head.Load()-q.rel.Load()))) }
+
+// readSide is the receive half tcpConn and packetConn share: the queue, the
+// read-ahead pause, the posting of releases and the close protocol that lets
+// the loop reclaim the queue without waiting for a reader.
+type readSide[T any] struct {
+	rq        leaseq[T]
+	rbytes    atomic.Int64 // bytes received and not yet read
+	paused    bool         // loop: receive paused for read-ahead
+	pausedR   atomic.Bool  // paused, as the reader sees it
+	relPosted atomic.Bool  // a release task is posted and has not started
+	reading   atomic.Bool  // a read is looking at rq
+	rclosed   atomic.Bool  // closed on the loop: rq is reclaimed once no read is in it
+
+	rloop              *runtime.Loop
+	relTask, reclaimTk runtime.Task
+}
+
+func (r *readSide[T]) init(l *runtime.Loop, release, reclaim runtime.Task) {
+	r.rloop, r.relTask, r.reclaimTk = l, release, reclaim
+}
+
+// setPaused records the pause state for the loop and the reader. Loop thread.
+func (r *readSide[T]) setPaused(p bool) {
+	r.paused = p
+	r.pausedR.Store(p)
+}
+
+// enterQueue starts a read's look at the queue; false if the loop has closed
+// it (the read then reports the connection closed).
+func (r *readSide[T]) enterQueue() bool {
+	r.reading.Store(true)
+	if r.rclosed.Load() {
+		r.leaveQueue()
+		return false
+	}
+	return true
+}
+
+// leaveQueue ends a read's look at the queue; if the loop closed the
+// connection meanwhile and left the queue to it, it posts the reclaim.
+func (r *readSide[T]) leaveQueue() {
+	r.reading.Store(false)
+	if r.rclosed.Load() {
+		_ = r.rloop.Post(r.reclaimTk) // a loop that is gone took its buffers along
+	}
+}
+
+// closeForReads marks the queue closed and reports whether the loop may
+// reclaim it now: not while a read is inside, which then posts the reclaim
+// when it leaves. Each side stores its own flag before it loads the other's
+// (sequentially consistent), so at least one of them sees the other's.
+// Loop thread.
+func (r *readSide[T]) closeForReads() bool {
+	r.rclosed.Store(true)
+	return !r.reading.Load()
+}
+
+// startRelease begins a release task: it clears relPosted first, so a post
+// made while the task runs is not lost, and reports whether the queue is
+// still open (after a close the reclaim takes everything). Loop thread.
+func (r *readSide[T]) startRelease() bool {
+	r.relPosted.Store(false)
+	return !r.rclosed.Load()
+}
+
+// postRelease posts the release task unless it is pending; false if the
+// loop is gone.
+func (r *readSide[T]) postRelease() bool {
+	if !r.relPosted.CompareAndSwap(false, true) {
+		return true
+	}
+	return r.rloop.Post(r.relTask) == nil
+}

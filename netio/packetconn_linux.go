@@ -33,20 +33,16 @@ type packetConn struct {
 	laddr   *net.UDPAddr
 	raddr   *net.UDPAddr // connected sockets
 
-	rq        leaseq[datagram] // received: unread, then read and not yet released
-	rbytes    atomic.Int64     // bytes received and not yet read
-	paused    bool             // loop: receive paused for read-ahead
-	pausedR   atomic.Bool      // paused, as the reader sees it
-	relPosted atomic.Bool      // a release task is posted and has not started
-	reading   atomic.Bool      // a ReadFrom is looking at rq
-	rclosed   atomic.Bool      // Close ran on the loop: rq is reclaimed once no read is in it
-	gone      atomic.Bool      // OnClose has run: the socket is closed
-	readEnd   atomic.Bool      // gone, once every received datagram is in rq
-	endHeld   bool             // loop: gone, but datagrams still overflow
-	wbuf      []byte           // writer, then the loop in the write task
-	wto       netip.AddrPort
-	wn        int // loop in OnSent, then the writer after wsig
-	werr      error
+	// The receive half shared with tcpConn: the datagram queue and its protocol.
+	readSide[datagram]
+
+	gone    atomic.Bool // OnClose has run: the socket is closed
+	readEnd atomic.Bool // gone, once every received datagram is in rq
+	endHeld bool        // loop: gone, but datagrams still overflow
+	wbuf    []byte      // writer, then the loop in the write task
+	wto     netip.AddrPort
+	wn      int // loop in OnSent, then the writer after wsig
+	werr    error
 
 	rsig      chan struct{}
 	wsig      chan struct{}
@@ -88,6 +84,7 @@ func newPacketConn(l *runtime.Loop, cfg *Config, network string) *packetConn {
 	p.cancelWT = pcTask{p, taskCancelWrite}
 	p.closeT = pcTask{p, taskClose}
 	p.reclaimT = pcTask{p, taskReclaim}
+	p.init(l, &p.relT, &p.reclaimT)
 	return p
 }
 
@@ -104,8 +101,7 @@ func (p *packetConn) OnPacket(u *UDPConn, d *Data) {
 	p.rbytes.Add(int64(lease.Len()))
 	p.rq.push(datagram{lease: lease, payload: d.Bytes(), from: d.From()})
 	if !p.paused && p.rbytes.Load() >= int64(p.cfg.ReadAhead) {
-		p.paused = true
-		p.pausedR.Store(true)
+		p.setPaused(true)
 		u.PauseRecv()
 	}
 	signal(p.rsig)
@@ -151,10 +147,9 @@ func (p *packetConn) run(op uint8) {
 		// A datagram send does not block for long; it completes on its own.
 	case taskClose:
 		u.Close(nil)
-		// As in tcpConn: reclaim now unless a read is inside the queue, which
-		// then posts taskReclaim when it leaves.
-		p.rclosed.Store(true)
-		if !p.reading.Load() {
+		// Reclaim now unless a read is inside the queue, which then posts
+		// taskReclaim when it leaves.
+		if p.closeForReads() {
 			p.reclaim()
 		}
 	case taskReclaim:
@@ -172,8 +167,7 @@ func (p *packetConn) reclaim() {
 // release gives read datagrams' buffers back, moves overflowed datagrams into
 // the queue and resumes a paused receive. Loop thread.
 func (p *packetConn) release() {
-	p.relPosted.Store(false) // before reading the state: a later post is not lost
-	if p.rclosed.Load() {
+	if !p.startRelease() {
 		return
 	}
 	u := p.u
@@ -190,28 +184,11 @@ func (p *packetConn) release() {
 	}
 	resume := p.paused && p.rbytes.Load() < int64(p.cfg.ReadAhead/2) && !p.gone.Load()
 	if resume {
-		p.paused = false
-		p.pausedR.Store(false)
+		p.setPaused(false)
 		u.ResumeRecv()
 	}
 	if n > 0 {
 		u.ls.kickStarved()
-	}
-}
-
-// postRelease posts the release task unless it is pending.
-func (p *packetConn) postRelease() {
-	if p.relPosted.CompareAndSwap(false, true) {
-		_ = p.l.Post(&p.relT) // a loop that is gone took its buffers along
-	}
-}
-
-// leaveQueue ends a read's look at the queue; if the loop closed the socket
-// meanwhile and left the queue to it, it posts the reclaim.
-func (p *packetConn) leaveQueue() {
-	p.reading.Store(false)
-	if p.rclosed.Load() {
-		_ = p.l.Post(&p.reclaimT)
 	}
 }
 
@@ -239,9 +216,7 @@ func (p *packetConn) readFrom(b []byte) (int, netip.AddrPort, error) {
 		// readEnd is loaded before the queue: the loop queues the last
 		// datagrams before it publishes the end.
 		end := p.readEnd.Load()
-		p.reading.Store(true)
-		if p.rclosed.Load() {
-			p.leaveQueue()
+		if !p.enterQueue() {
 			return 0, netip.AddrPort{}, p.opError("read", nil, net.ErrClosed)
 		}
 		if dg := p.rq.peek(); dg != nil {

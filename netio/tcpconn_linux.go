@@ -34,22 +34,18 @@ type tcpConn struct {
 	laddr   *net.TCPAddr
 	raddr   *net.TCPAddr
 
-	rq        leaseq[bufring.Lease] // received leases: unread, then read and not yet released
-	roff      int                   // reader: bytes of the oldest unread lease already read
-	rbytes    atomic.Int64          // bytes received and not yet read
-	rerr      atomic.Pointer[error] // io.EOF after the peer's FIN, or why the Conn ended; set once
-	paused    bool                  // loop: receive paused for read-ahead
-	pausedR   atomic.Bool           // paused, as the reader sees it
-	relPosted atomic.Bool           // a release task is posted and has not started
-	deferred  atomic.Int64          // read leases counted in tloop's budget
-	reading   atomic.Bool           // a Read is looking at rq
-	rclosed   atomic.Bool           // Close ran on the loop: rq is reclaimed once no Read is in it
-	gone      atomic.Bool           // OnClose has run: the socket is closed
-	pendErr   error                 // loop: the end of reading, held back while leases overflow
-	tloop     *tcpLoop              // the loop's net.Conn state; set by attach
-	wbuf      []byte                // writer, then the loop in the write task
-	wn        int                   // loop in OnSent, then the writer after wsig
-	werr      error
+	// The receive half shared with packetConn: the lease queue and its protocol.
+	readSide[bufring.Lease]
+
+	roff     int                   // reader: bytes of the oldest unread lease already read
+	rerr     atomic.Pointer[error] // io.EOF after the peer's FIN, or why the Conn ended; set once
+	deferred atomic.Int64          // read leases counted in tloop's budget
+	gone     atomic.Bool           // OnClose has run: the socket is closed
+	pendErr  error                 // loop: the end of reading, held back while leases overflow
+	tloop    *tcpLoop              // the loop's net.Conn state; set by attach
+	wbuf     []byte                // writer, then the loop in the write task
+	wn       int                   // loop in OnSent, then the writer after wsig
+	werr     error
 
 	guard *fdGuard // lets Write call send(2) itself; set by attach
 
@@ -96,6 +92,7 @@ func newTCPConn(l *runtime.Loop, cfg *Config, network string) *tcpConn {
 	t.cancelWT = connTask{t, taskCancelWrite}
 	t.closeT = connTask{t, taskClose}
 	t.reclaimT = connTask{t, taskReclaim}
+	t.init(l, &t.relT, &t.reclaimT)
 	return t
 }
 
@@ -162,8 +159,7 @@ func (t *tcpConn) OnData(c *Conn, d *Data) {
 	t.rbytes.Add(int64(lease.Len()))
 	t.rq.push(lease)
 	if !t.paused && t.overReadAhead() {
-		t.paused = true
-		t.pausedR.Store(true)
+		t.setPaused(true)
 		c.PauseRecv()
 	}
 	signal(t.rsig)
@@ -211,11 +207,8 @@ func (t *tcpConn) run(op uint8) {
 	case taskClose:
 		c.Close(nil)
 		// Reclaim every queued lease, unless a Read is copying from one:
-		// then that Read posts taskReclaim when it leaves. Both sides store
-		// their flag before loading the other's (sequentially consistent),
-		// so at least one of them sees the other's.
-		t.rclosed.Store(true)
-		if !t.reading.Load() {
+		// then that Read posts taskReclaim when it leaves.
+		if t.closeForReads() {
 			t.reclaim()
 		}
 	case taskReclaim:
@@ -247,8 +240,7 @@ func (t *tcpConn) reclaim() {
 // release gives the leases Read has consumed back to the group, moves
 // overflowed leases into the queue and resumes a paused receive. Loop thread.
 func (t *tcpConn) release() {
-	t.relPosted.Store(false) // before reading the state: a later post is not lost
-	if t.rclosed.Load() {
+	if !t.startRelease() {
 		return
 	}
 	c := t.c
@@ -265,8 +257,7 @@ func (t *tcpConn) release() {
 	}
 	resume := t.paused && t.underReadAheadLoop() && !t.gone.Load()
 	if resume {
-		t.paused = false
-		t.pausedR.Store(false)
+		t.setPaused(false)
 		c.ResumeRecv()
 	}
 	if n > 0 || resume {
@@ -276,10 +267,7 @@ func (t *tcpConn) release() {
 
 // postRelease posts the release task unless it is pending.
 func (t *tcpConn) postRelease() {
-	if !t.relPosted.CompareAndSwap(false, true) {
-		return
-	}
-	if t.l.Post(&t.relT) != nil {
+	if !t.readSide.postRelease() {
 		// The loop is gone and its buffers with it.
 		t.tloop.give(int(t.deferred.Swap(0)))
 	}
@@ -308,9 +296,7 @@ func (t *tcpConn) Read(b []byte) (int, error) {
 		// queues a connection's last bytes before it records the end, so
 		// bytes are never reported after EOF.
 		err := t.readErr()
-		t.reading.Store(true)
-		if t.rclosed.Load() {
-			t.leaveQueue()
+		if !t.enterQueue() {
 			return 0, t.opError("read", net.ErrClosed)
 		}
 		if t.rq.peek() != nil {
@@ -349,15 +335,6 @@ func (t *tcpConn) Read(b []byte) (int, error) {
 		case <-t.rdl.wait():
 		case <-t.closeCh:
 		}
-	}
-}
-
-// leaveQueue ends a Read's look at the queue; if the loop closed the
-// connection meanwhile and left the queue to it, it posts the reclaim.
-func (t *tcpConn) leaveQueue() {
-	t.reading.Store(false)
-	if t.rclosed.Load() {
-		_ = t.l.Post(&t.reclaimT) // a loop that is gone took its buffers along
 	}
 }
 
