@@ -51,9 +51,9 @@ func (q *leaseq[T]) tryPush(v T) bool {
 	return true
 }
 
-// refill moves overflowed entries into the ring while it has room. Loop
-// thread.
-func (q *leaseq[T]) refill() {
+// refill moves overflowed entries into the ring while it has room and
+// returns how many it moved. Loop thread.
+func (q *leaseq[T]) refill() int {
 	n := 0
 	for n < len(q.over) && q.tryPush(q.over[n]) {
 		n++
@@ -62,6 +62,7 @@ func (q *leaseq[T]) refill() {
 		clear(q.over[:n])
 		q.over = append(q.over[:0], q.over[n:]...)
 	}
+	return n
 }
 
 // releaseRead hands each entry the reader has finished with to f, clears its

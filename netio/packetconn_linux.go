@@ -172,14 +172,13 @@ func (p *packetConn) release() {
 	}
 	u := p.u
 	n := p.rq.releaseRead(releaseDatagram)
-	before := p.rq.unread()
-	p.rq.refill()
+	news := p.rq.refill() > 0
 	if p.endHeld && len(p.rq.over) == 0 {
 		p.endHeld = false
 		p.readEnd.Store(true)
-		before = -1
+		news = true
 	}
-	if p.rq.unread() != before {
+	if news {
 		signal(p.rsig)
 	}
 	resume := p.paused && p.rbytes.Load() < int64(p.cfg.ReadAhead/2) && !p.gone.Load()

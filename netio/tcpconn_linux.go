@@ -245,14 +245,13 @@ func (t *tcpConn) release() {
 	}
 	c := t.c
 	n := t.releaseRead()
-	before := t.rq.unread()
-	t.rq.refill()
+	news := t.rq.refill() > 0
 	if t.pendErr != nil && len(t.rq.over) == 0 {
 		t.setRerr(t.pendErr)
 		t.pendErr = nil
-		before = -1
+		news = true
 	}
-	if t.rq.unread() != before {
+	if news {
 		signal(t.rsig)
 	}
 	resume := t.paused && t.underReadAheadLoop() && !t.gone.Load()
