@@ -70,7 +70,7 @@ func TestIdleConnections(t *testing.T) {
 	const n = 10000
 	raiseNofile(t, n+1000)
 	h := newEcho(false)
-	s := serveOn(t, newRuntime(t), nil, "tcp4", "127.0.0.1:0", h)
+	s := serveOn(t, newRuntime(t, nil), nil, "tcp4", "127.0.0.1:0", h)
 	addr := s.Addr().String()
 	warm := dialRaw(t, addr) // the loops' state exists before the baseline
 	defer unix.Close(warm)

@@ -56,15 +56,21 @@ func (h *splitter) OnSent(_ *Conn, tag uint64, err error) {
 
 func (h *splitter) OnClose(*Conn, error) {}
 
+// waitAllSent waits until every write made so far has had its OnSent.
+func (h *splitter) waitAllSent(t *testing.T) {
+	t.Helper()
+	waitFor(t, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return uint64(len(h.sent)) == h.next
+	}, "an OnSent for every write")
+}
+
 // Replies queued behind each other go out several to one SENDMSG; the peer
 // gets every byte in order and every write its OnSent, once, in order.
 func TestGatheredSends(t *testing.T) {
 	needRing(t)
-	rt, err := runtime.New(&runtime.Config{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
 	h := &splitter{parts: 8, conn: make(chan *Conn, 1)}
 	s := serveOn(t, rt, nil, "tcp", "127.0.0.1:0", h)
 	c, err := net.Dial("tcp", s.Addr().String())
@@ -91,11 +97,7 @@ func TestGatheredSends(t *testing.T) {
 			t.Fatalf("round %d: echoed bytes differ", round)
 		}
 	}
-	waitFor(t, func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return uint64(len(h.sent)) == h.next
-	}, "an OnSent for every write")
+	h.waitAllSent(t)
 	h.mu.Lock()
 	for i, tag := range h.sent {
 		if tag != uint64(i+1) || h.errs[i] != nil {
@@ -139,11 +141,7 @@ func (h *burst) OnData(c *Conn, d *Data) {
 // not read ends every write exactly once and hands every arena block back.
 func TestGatheredSendsClosedInFlight(t *testing.T) {
 	needRing(t)
-	rt, err := runtime.New(&runtime.Config{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
 	h := &burst{splitter: splitter{conn: make(chan *Conn, 1)}, n: 48, size: 8 << 10}
 	s := serveOn(t, rt, nil, "tcp", "127.0.0.1:0", h)
 	// A peer with a tiny receive window that reads nothing, and a small
@@ -178,11 +176,7 @@ func TestGatheredSendsClosedInFlight(t *testing.T) {
 			t.Errorf("Close released blocks of the gathered send in flight: %d in use, %d carried", sc.ls.arena.InUse(), n)
 		}
 	})
-	waitFor(t, func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return uint64(len(h.sent)) == h.next
-	}, "an OnSent for every write")
+	h.waitAllSent(t)
 	h.mu.Lock()
 	seen := map[uint64]bool{}
 	for i, tag := range h.sent {
@@ -246,11 +240,7 @@ func (h *chain) OnSent(c *Conn, tag uint64, err error) {
 // again: the peer gets every write once, in order.
 func TestGatheredSendsWriteFromOnSent(t *testing.T) {
 	needRing(t)
-	rt, err := runtime.New(&runtime.Config{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
 	const n, size = 200, 1000
 	h := &chain{splitter: splitter{conn: make(chan *Conn, 1)}, n: n, size: size}
 	s := serveOn(t, rt, nil, "tcp", "127.0.0.1:0", h)

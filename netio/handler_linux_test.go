@@ -362,11 +362,11 @@ func onLoop(t testing.TB, l *runtime.Loop, f func()) {
 	}
 }
 
-// newRuntime starts a runtime of its own for a test that inspects buffer
-// counts, closed at cleanup.
-func newRuntime(t testing.TB) *runtime.Runtime {
+// newRuntime starts a runtime of its own (cfg as for runtime.New) for a test
+// that inspects buffer counts or needs a known loop count, closed at cleanup.
+func newRuntime(t testing.TB, cfg *runtime.Config) *runtime.Runtime {
 	t.Helper()
-	rt, err := runtime.New(nil)
+	rt, err := runtime.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,11 +26,7 @@ import (
 // using SEND_ZC, and the stats count it. A large net.Conn Write uses SEND_ZC.
 func TestSendZCAbandonedOnCopy(t *testing.T) {
 	needRing(t)
-	rt, err := runtime.New(&runtime.Config{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
 	lc := ListenConfig{Runtime: rt, Config: &Config{SendZCThreshold: 4096}}
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -341,11 +337,7 @@ func TestDialerLoop(t *testing.T) {
 		t.Errorf("DialHandler ran on loop %d, want %d", hc.Loop().ID(), want.ID())
 	}
 	onLoop(t, hc.Loop(), func() { hc.Close(nil) })
-	other, err := runtime.New(&runtime.Config{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := newRuntime(t, &runtime.Config{Loops: 1})
 	d.Loop = other.Loops()[0]
 	if _, err := d.Dial("tcp4", tln.Addr().String()); !errors.Is(err, errForeignLoop) {
 		t.Fatalf("Dial with another runtime's loop: %v, want errForeignLoop", err)

@@ -92,7 +92,7 @@ func sendUDP(t *testing.T, c net.Conn, n int, b byte) {
 // arena block forever. SendLeaseTo now owns the lease whatever it returns.
 func TestUDPSendSetupFailureLeaksLeaseAndBlock(t *testing.T) {
 	needRing(t)
-	rt := newRuntime(t)
+	rt := newRuntime(t, nil)
 	k := &leaseKeeper{hold: true}
 	u := listenUDPHandlerOn(t, rt, k)
 	c, err := net.Dial("udp", u.LocalAddr().String())
@@ -432,7 +432,7 @@ func TestUDPLoopChoice(t *testing.T) {
 	}
 	onLoop(t, l, func() { u.Close(nil) })
 
-	other := newRuntime(t)
+	other := newRuntime(t, nil)
 	bad := ListenConfig{Runtime: rt, Loop: other.Loops()[0]}
 	if _, err := bad.ListenUDP(context.Background(), "udp", "127.0.0.1:0", udpEcho{}); !errors.Is(err, errForeignLoop) {
 		t.Errorf("ListenUDP with another runtime's loop: %v, want errForeignLoop", err)
@@ -459,7 +459,7 @@ func (r *chanRecorder) OnClose(*UDPConn, error) {}
 // package net, on the loop asked for; it refuses a TCP socket.
 func TestFileUDP(t *testing.T) {
 	needRing(t)
-	rt := newRuntime(t)
+	rt := newRuntime(t, nil)
 	l := rt.Loops()[len(rt.Loops())-1]
 	lc := ListenConfig{Runtime: rt, Loop: l}
 	adopt := func(c interface{ File() (*os.File, error) }) (*UDPConn, *chanRecorder) {

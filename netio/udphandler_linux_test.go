@@ -123,7 +123,7 @@ func TestUDPHandlerRelayLease(t *testing.T) {
 	defer sink.Close()
 	rec := newUDPRecorder()
 	rec.relay = sink.LocalAddr().(*net.UDPAddr).AddrPort()
-	u := listenUDPHandlerOn(t, newRuntime(t), rec)
+	u := listenUDPHandlerOn(t, newRuntime(t, nil), rec)
 	src, err := net.Dial("udp", u.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
