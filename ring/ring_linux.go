@@ -24,6 +24,9 @@ package ring
 //     (io_uring_cq_advance: io_uring_smp_store_release(cq->khead)), so the kernel
 //     never overwrites a CQE we are still reading. Only this side writes the CQ
 //     head and the SQ tail, so reading them back needs no atomic.
+//   - CQ overflow and SQ dropped counters: atomic loads (liburing reads
+//     *cq->koverflow and *sq->kdropped with IO_URING_READ_ONCE); they are only
+//     reported, never used to order CQE or SQE accesses.
 //
 // The registered ring fd (IORING_REGISTER_RING_FDS) lives in the registering
 // thread's io_uring task context, so it is used only for rings that are bound to
