@@ -18,8 +18,10 @@ import (
 )
 
 // recvRace is a RECV on a socketpair that a peer write and a Cancel race to
-// finish. Its handler closes both fds after the final CQE, so an fd leak or a
-// second final CQE shows in the counts.
+// finish. Its handler closes the receiving fd after the final CQE, so an fd
+// leak or a second final CQE shows in the counts. The peer's fd is closed by
+// the test once its writer is done: closing it here, when the cancel won,
+// left the writer to write to a closed (or reused) fd number.
 type recvRace struct {
 	a, b    int
 	buf     []byte
@@ -40,7 +42,6 @@ func (r *recvRace) HandleCompletion(l *Loop, tag uint64, c *ring.CQE) {
 	if !c.More() {
 		r.finals.Add(1)
 		unix.Close(r.a)
-		unix.Close(r.b)
 		r.w.Wake()
 	}
 }
@@ -88,6 +89,7 @@ func TestCancelRacingCompletion(t *testing.T) {
 		}
 		r.w.Wait()
 		wg.Wait()
+		unix.Close(b)
 	}
 	if finals.Load() != rounds {
 		t.Fatalf("%d final CQEs for %d operations", finals.Load(), rounds)
