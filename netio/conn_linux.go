@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwire/ringwire/bufring"
+	"github.com/ringwire/ringwire/internal/sockaddr"
 	"github.com/ringwire/ringwire/ring"
 	"github.com/ringwire/ringwire/runtime"
 )
@@ -82,6 +83,7 @@ type Conn struct {
 	peerClosed bool
 	starved    bool
 	zcOff      bool // the peer's SEND_ZC notifications said copied, or EOPNOTSUPP
+	noZC       bool // never SEND_ZC: the net.Conn face (see tcpConn.Write)
 	highWater  bool // queue went above the high-water mark
 	drainClose bool // close with reason once the queue is empty
 	reason     error
@@ -437,7 +439,7 @@ func (c *Conn) startSend() {
 // SEND_ZC: at or above Config.SendZCThreshold, unless the peer showed that
 // zerocopy does not pay (zcOff).
 func (c *Conn) sendsZC(n int) bool {
-	return !c.zcOff && c.cfg.SendZCThreshold >= 0 && n >= c.cfg.SendZCThreshold
+	return !c.zcOff && !c.noZC && c.cfg.SendZCThreshold >= 0 && n >= c.cfg.SendZCThreshold
 }
 
 // gatherable counts the queued requests from qhead that one SENDMSG can
@@ -679,6 +681,14 @@ func (c *Conn) closeAfterFlush(reason error) {
 // cancelled, queued sends are dropped (OnSent reports net.ErrClosed), and once
 // the kernel has let go of everything the socket is closed and OnClose is
 // called with reason. Calls after the first do nothing.
+//
+// A SEND_ZC in flight makes Close reset the connection (the peer sees a
+// RST, not a FIN): the kernel gives a zero-copy send's memory back only once
+// the peer has acknowledged the data or the connection is gone, so against
+// a peer that stopped reading the close would otherwise never finish, and
+// the socket and its buffers would stay held. To end gracefully, CloseWrite
+// (the FIN follows the queued sends) and Close on the peer's EOF or a send's
+// OnSent.
 func (c *Conn) Close(reason error) {
 	if c.state != stOpen {
 		return
@@ -691,6 +701,11 @@ func (c *Conn) Close(reason error) {
 	}
 	if c.sendOp != 0 {
 		_ = l.Cancel(c.sendOp)
+		if c.gathered == 0 && c.q[c.qhead].zc {
+			// The cancel ends the send's data phase; the reset frees the
+			// send queue, and with it the notification.
+			_ = sockaddr.Disconnect(c.fd)
+		}
 	}
 	// Drop what is queued behind the send in flight (all the requests a
 	// gathered one carries: the kernel may still be reading them).

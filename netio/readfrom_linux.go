@@ -22,6 +22,11 @@ const spliceChunk = 64 << 10
 // socket, so no byte passes through user memory; writes made before it (a
 // header) go out first, since Write returns only when sent. Other readers are
 // copied through Write.
+//
+// io.Copy(conn, f) reaches ReadFrom too, though not with f itself: since Go
+// 1.22 it goes through (*os.File).WriteTo, which hands ReadFrom f wrapped in
+// a type of package os that hides WriteTo but keeps File's other methods.
+// A reader with File's SyscallConn and Stat is therefore taken as a file.
 func (t *tcpConn) ReadFrom(r io.Reader) (int64, error) {
 	remain := int64(-1)
 	src := r
@@ -31,7 +36,7 @@ func (t *tcpConn) ReadFrom(r io.Reader) (int64, error) {
 			return 0, nil
 		}
 	}
-	f, ok := src.(*os.File)
+	f, ok := src.(fileReader)
 	if !ok {
 		return io.Copy(writerOnly{t}, r)
 	}
@@ -55,6 +60,16 @@ func (t *tcpConn) ReadFrom(r io.Reader) (int64, error) {
 }
 
 type writerOnly struct{ io.Writer }
+
+// fileReader is what ReadFrom splices from: an *os.File, or package os's
+// wrapper of one (see ReadFrom).
+type fileReader interface {
+	io.Reader
+	SyscallConn() (syscall.RawConn, error)
+	Stat() (os.FileInfo, error)
+}
+
+var _ fileReader = (*os.File)(nil)
 
 // splicer moves a file into the socket through a pipe, one SPLICE at a time,
 // on the connection's loop.

@@ -12,7 +12,10 @@ import (
 )
 
 // TestReadFromFile: a header written with Write, then a file sent with
-// io.Copy (ReadFrom, SPLICE file -> pipe -> socket), arrive in order.
+// io.Copy, then part of it through an io.LimitedReader, arrive in order.
+// (io.Copy(c, f) itself reaches ReadFrom with os's fileWithoutWriteTo and is
+// copied through Write; the LimitedReader is spliced, file -> pipe ->
+// socket. TestReadFromFileSplices checks which path ran.)
 func TestReadFromFile(t *testing.T) {
 	needRing(t)
 	data := make([]byte, 300<<10+123)

@@ -33,6 +33,7 @@ type tcpConn struct {
 	network string
 	laddr   *net.TCPAddr
 	raddr   *net.TCPAddr
+	wshut   atomic.Bool // CloseWrite succeeded: EPIPE from a Write leaves reading alone
 
 	// The receive half shared with packetConn: the lease queue and its protocol.
 	readSide[bufring.Lease]
@@ -101,6 +102,7 @@ func (t *tcpConn) attach(c *Conn) {
 	t.c = c
 	t.guard = newFDGuard(c.fd)
 	c.guard = t.guard
+	c.noZC = true // see Write
 	t.tloop = tcpLoopOf(c.ls)
 	t.tloop.track(c.ls, t.guard)
 	c.setHandler(t)
@@ -389,16 +391,22 @@ func (t *tcpConn) underReadAhead() bool {
 // Write sends b and returns when the kernel has taken all of it (or on error,
 // deadline or Close, with the count sent so far).
 //
-// Fast path: below Config.SendZCThreshold, Write first calls send(2) itself
-// (MSG_DONTWAIT|MSG_NOSIGNAL) from the calling goroutine, as package net
-// does; if the socket buffer takes all of b, nothing crosses to the loop.
-// No ring send of this connection is queued or in flight here (ring sends
-// are made only by Write and ReadFrom, under writeMu, and both wait for
-// them), so the bytes stay in order. The fd is used under t.guard, so the
-// loop never closes it during the call. What send(2) did not take (EAGAIN,
-// a partial send, or a large write meant for SEND_ZC) goes through the ring:
-// b is pinned and handed to the kernel only while Write waits; with SEND_ZC
-// Write also waits for the notification that the kernel is done with b.
+// Fast path: Write first calls send(2) itself (MSG_DONTWAIT|MSG_NOSIGNAL)
+// from the calling goroutine, as package net does; if the socket buffer takes
+// all of b, nothing crosses to the loop. No ring send of this connection is
+// queued or in flight here (ring sends are made only by Write and ReadFrom,
+// under writeMu, and both wait for them), so the bytes stay in order. The fd
+// is used under t.guard, so the loop never closes it during the call. What
+// send(2) did not take (EAGAIN or a partial send) goes through the ring as a
+// plain SEND: b is pinned and handed to the kernel only while Write waits.
+//
+// Write never uses SEND_ZC, whatever Config.SendZCThreshold says. A
+// zero-copy Write would have to wait for the notification, which comes only
+// once the peer has acknowledged the data: a round trip per Write, and
+// against a peer that stops reading a wait that neither a deadline nor Close
+// could end without resetting the connection (the kernel keeps referencing
+// b). A plain SEND's cancel ends at once, with the count sent, as net's
+// Write does. The handler API, whose sends are asynchronous, keeps SEND_ZC.
 func (t *tcpConn) Write(b []byte) (int, error) {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
@@ -415,20 +423,15 @@ func (t *tcpConn) Write(b []byte) (int, error) {
 		t.guard.release()
 		return 0, nil
 	}
-	sent := 0
-	if zc := t.cfg.SendZCThreshold; zc < 0 || len(b) < zc {
-		n, err := sendNow(t.guard.fd, b)
-		t.guard.release()
-		if n == len(b) {
-			return n, nil
-		}
-		if err != nil && err != unix.EAGAIN {
-			return 0, t.sendFailed(err)
-		}
-		sent = n
-	} else {
-		t.guard.release()
+	sent, err := sendNow(t.guard.fd, b)
+	t.guard.release()
+	if sent == len(b) {
+		return sent, nil
 	}
+	if err != nil && err != unix.EAGAIN {
+		return 0, t.sendFailed(err)
+	}
+	sent = max(sent, 0)
 	n, err := t.writeRing(b[sent:])
 	return sent + n, err
 }
@@ -445,9 +448,14 @@ func sendNow(fd int, b []byte) (int, error) {
 
 // sendFailed ends the connection after the fast path's send(2) failed with
 // err, as the ring path does after a failed SEND (the Conn closes with the
-// error, which later Reads report), and returns Write's error.
+// error, which later Reads report), and returns Write's error. EPIPE after
+// our own CloseWrite is only Write's error: as with package net, the
+// connection still reads.
 func (t *tcpConn) sendFailed(errno error) error {
-	err := os.NewSyscallError("send", errno)
+	err := os.NewSyscallError("write", errno) // package net's name for it
+	if errno == unix.EPIPE && t.wshut.Load() {
+		return t.opError("write", err)
+	}
 	_ = t.l.Post(runtime.TaskFunc(func(*runtime.Loop) {
 		t.c.Close(err)
 	}))
@@ -581,7 +589,13 @@ func sockopt(name string, err error) error {
 
 // CloseWrite shuts down the sending side (the peer reads EOF).
 func (t *tcpConn) CloseWrite() error {
-	return t.onLoop("close", func(fd int) error { return sockopt("shutdown", unix.Shutdown(fd, unix.SHUT_WR)) })
+	return t.onLoop("close", func(fd int) error {
+		err := unix.Shutdown(fd, unix.SHUT_WR)
+		if err == nil {
+			t.wshut.Store(true)
+		}
+		return sockopt("shutdown", err)
+	})
 }
 
 // CloseRead shuts down the receiving side: Read returns EOF.

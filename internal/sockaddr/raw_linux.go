@@ -71,3 +71,19 @@ func FromUnix(sa unix.Sockaddr) (netip.AddrPort, error) {
 	}
 	return netip.AddrPort{}, ErrFamily
 }
+
+// Disconnect dissolves fd's association with its peer: connect(2) with an
+// AF_UNSPEC address. On a TCP socket the kernel runs tcp_disconnect: it
+// resets the connection (a RST to a peer with data in flight) and frees the
+// send queue at once, which is the only way to make the kernel give back
+// memory a zero-copy send still references when the peer does not read.
+// The fd stays open. x/sys/unix has no Sockaddr for AF_UNSPEC, so the
+// address is a zeroed sockaddr_storage (family 0 is AF_UNSPEC).
+func Disconnect(fd int) error {
+	var rsa unix.RawSockaddrAny
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), unix.SizeofSockaddrAny)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

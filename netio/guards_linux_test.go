@@ -1,0 +1,334 @@
+//go:build linux
+
+package netio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/runtime"
+)
+
+// TestConnReadWriteAllocsEach guards issue 5's "at most 1 allocation per
+// net.Conn Read/Write" for each call on its own (TestHandlerAllocs guards
+// the pair): the peer is package net, whose TCP Read and Write do not
+// allocate, so the count is netio's. Write runs both on its send(2) fast
+// path (32-byte messages) and through the ring: 128 KiB messages into a
+// 16 KiB socket buffer, so send(2) takes a part and the rest
+// waits in a ring SEND while a reader goroutine drains the peer.
+func TestConnReadWriteAllocsEach(t *testing.T) {
+	needRing(t)
+	for _, size := range []int{32, 128 << 10} {
+		name := "fast path"
+		if size > 32 {
+			name = "ring"
+		}
+		t.Run(name, func(t *testing.T) {
+			c, p := tcpPair(t, nil)
+			rt, err := DefaultRuntime()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+			_ = p.SetDeadline(time.Now().Add(60 * time.Second))
+			if size > 32 {
+				if err := c.(interface{ SetWriteBuffer(int) error }).SetWriteBuffer(16 << 10); err != nil {
+					t.Fatal(err)
+				}
+			}
+			msg := make([]byte, size)
+			for i := range msg {
+				msg[i] = byte(i)
+			}
+			// The peer's reader: one message per request, no allocation.
+			req, got := make(chan struct{}), make(chan error)
+			go func() {
+				buf := make([]byte, size)
+				for range req {
+					_, err := io.ReadFull(p, buf)
+					got <- err
+				}
+			}()
+			defer close(req)
+			write := func() {
+				req <- struct{}{}
+				if _, err := c.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				if err := <-got; err != nil {
+					t.Fatal(err)
+				}
+			}
+			small, buf := msg[:min(size, 32)], make([]byte, 32)
+			read := func() {
+				if _, err := p.Write(small); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf[:len(small)]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < 10; i++ {
+				write()
+				read()
+			}
+			before := StatsOf(rt)
+			w := testing.AllocsPerRun(30, write)
+			after := StatsOf(rt)
+			r := testing.AllocsPerRun(500, read)
+			ringSends := after.PlainSends + after.ZCSends - before.PlainSends - before.ZCSends
+			t.Logf("net.Conn %s: %v allocs per Write, %v per Read (ring sends during 31 Writes: %d)", name, w, r, ringSends)
+			if size > 32 && ringSends == 0 {
+				t.Error("no Write went through the ring")
+			}
+			if w > 1 {
+				t.Errorf("%v allocs per net.Conn Write, want <= 1", w)
+			}
+			if r > 1 {
+				t.Errorf("%v allocs per net.Conn Read, want <= 1", r)
+			}
+		})
+	}
+}
+
+// TestReadFromFileSplices: ReadFrom from an *os.File goes through
+// IORING_OP_SPLICE, not through Write: the runtime submits at least two
+// SQEs per 64 KiB chunk (file to pipe, pipe to socket) and no send is made.
+// io.Copy(conn, file) gets there too, through (*os.File).WriteTo's wrapper.
+func TestReadFromFileSplices(t *testing.T) {
+	needRing(t)
+	data := make([]byte, 512<<10)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		copy func(c net.Conn, f *os.File) (int64, error)
+	}{
+		{name: "ReadFrom", copy: func(c net.Conn, f *os.File) (int64, error) { return c.(io.ReaderFrom).ReadFrom(f) }},
+		{name: "io.Copy", copy: func(c net.Conn, f *os.File) (int64, error) { return io.Copy(c, f) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := newRuntime(t, &runtime.Config{Loops: 1})
+			ln, err := net.Listen("tcp4", "127.0.0.1:0") // the receiver is package net
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			got := make(chan int, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- -1
+					return
+				}
+				defer c.Close()
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				b, _ := io.ReadAll(c)
+				n := len(b)
+				for i := range b {
+					if i >= len(data) || b[i] != data[i] {
+						n = -2
+						break
+					}
+				}
+				got <- n
+			}()
+			d := Dialer{Runtime: rt}
+			c, err := d.Dial("tcp4", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			sqes := func() uint64 { return rt.Stats()[0].SQEs }
+			s0, n0 := sqes(), StatsOf(rt)
+			n, err := tt.copy(c, f)
+			s1, n1 := sqes(), StatsOf(rt)
+			if err != nil || n != int64(len(data)) {
+				t.Fatalf("copy = %d, %v", n, err)
+			}
+			c.Close()
+			if k := <-got; k != len(data) {
+				t.Fatalf("receiver got %d bytes (-2: different bytes), want %d", k, len(data))
+			}
+			chunks := uint64(len(data) / spliceChunk)
+			sends := n1.PlainSends + n1.ZCSends - n0.PlainSends - n0.ZCSends
+			t.Logf("%s of %d KiB from *os.File: %d SQEs, %d ring sends", tt.name, len(data)>>10, s1-s0, sends)
+			if s1-s0 < 2*chunks {
+				t.Fatalf("%d SQEs for %d chunks of the file: not spliced", s1-s0, chunks)
+			}
+			if sends != 0 {
+				t.Fatalf("%d ring sends during the copy: the file went through Write", sends)
+			}
+		})
+	}
+}
+
+// zcHandler writes size bytes n times on each new connection.
+type zcHandler struct {
+	size, n int
+	sent    chan error
+}
+
+func (h *zcHandler) OnOpen(c *Conn) {
+	b := make([]byte, h.size)
+	for i := 0; i < h.n; i++ {
+		_ = c.WriteTag(b, uint64(i))
+	}
+}
+func (h *zcHandler) OnData(*Conn, *Data)                 {}
+func (h *zcHandler) OnClose(*Conn, error)                {}
+func (h *zcHandler) OnSent(_ *Conn, _ uint64, err error) { h.sent <- err }
+
+// TestSendZCThresholdHandler: on the handler API, sends below
+// Config.SendZCThreshold are plain and sends at or above it are SEND_ZC,
+// until the loopback peer's notification says the kernel copied: the
+// connection then abandons SEND_ZC, once, counted in Stats.ZCAbandoned.
+func TestSendZCThresholdHandler(t *testing.T) {
+	needRing(t)
+	const threshold = 8 << 10
+	tests := []struct {
+		name      string
+		size, n   int
+		wantZC    bool
+		abandoned bool
+	}{
+		{name: "below", size: threshold - 1, n: 4},
+		{name: "at and above", size: 64 << 10, n: 8, wantZC: true, abandoned: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := newRuntime(t, &runtime.Config{Loops: 1})
+			h := &zcHandler{size: tt.size, n: tt.n, sent: make(chan error, tt.n)}
+			s := serveOn(t, rt, &Config{SendZCThreshold: threshold}, "tcp4", "127.0.0.1:0", h)
+			c, err := net.Dial("tcp4", s.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.CopyN(io.Discard, c, int64(tt.size*tt.n)); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < tt.n; i++ {
+				select {
+				case err := <-h.sent:
+					if err != nil {
+						t.Fatal(err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("OnSent missing")
+				}
+			}
+			st, rs := StatsOf(rt), rt.Stats()[0]
+			t.Logf("%d x %d B, threshold %d: %+v; runtime ZC notifications %d, copied %d", tt.n, tt.size, threshold, st, rs.ZCNotifs, rs.ZCCopied)
+			if !tt.wantZC && st.ZCSends != 0 {
+				t.Fatalf("%d SEND_ZC for sends below the threshold", st.ZCSends)
+			}
+			if tt.wantZC && st.ZCSends == 0 {
+				t.Fatal("no SEND_ZC for sends above the threshold")
+			}
+			if tt.abandoned {
+				// Loopback always copies: the first notification says so.
+				if rs.ZCCopied == 0 {
+					t.Fatal("no notification reported a copy on loopback")
+				}
+				if st.ZCAbandoned != 1 {
+					t.Fatalf("ZCAbandoned %d, want 1 (one connection)", st.ZCAbandoned)
+				}
+				if st.ZCSends >= uint64(tt.n) {
+					t.Fatalf("%d of %d sends were SEND_ZC after the copy was reported", st.ZCSends, tt.n)
+				}
+			}
+		})
+	}
+}
+
+// stuckZCHandler sends one large buffer with SEND_ZC to a peer that never
+// reads, then reports its Conn.
+type stuckZCHandler struct {
+	buf    []byte
+	conn   chan *Conn
+	sent   chan error
+	closed chan error
+}
+
+func (h *stuckZCHandler) OnOpen(c *Conn) {
+	if err := c.Send(h.buf, 1); err != nil {
+		h.sent <- err
+	}
+	h.conn <- c
+}
+func (h *stuckZCHandler) OnData(*Conn, *Data)                 {}
+func (h *stuckZCHandler) OnClose(_ *Conn, err error)          { h.closed <- err }
+func (h *stuckZCHandler) OnSent(_ *Conn, _ uint64, err error) { h.sent <- err }
+
+// TestCloseWithStuckSendZC: a handler-API SEND_ZC of 16 MiB to a peer that
+// never reads stays in flight (the kernel holds the memory until the peer
+// acknowledges it). Close must still finish: it resets the connection, the
+// send ends with an error, OnClose follows and the peer sees the reset.
+// Without the reset the notification never comes and OnClose never runs.
+func TestCloseWithStuckSendZC(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
+	h := &stuckZCHandler{buf: make([]byte, 16<<20), conn: make(chan *Conn, 1), sent: make(chan error, 1), closed: make(chan error, 1)}
+	s := serveOn(t, rt, nil, "tcp4", "127.0.0.1:0", h)
+	fd := dialRaw(t, s.Addr().String())
+	defer unix.Close(fd)
+	c := <-h.conn
+	time.Sleep(200 * time.Millisecond) // the socket buffers fill up
+	var inFlight, zc bool
+	reason := errors.New("test: closing a stuck sender")
+	onLoop(t, c.Loop(), func() {
+		inFlight = c.sendOp != 0
+		zc = inFlight && c.q[c.qhead].zc
+		c.Close(reason)
+	})
+	if !inFlight || !zc {
+		t.Fatalf("send in flight %v, SEND_ZC %v: the test needs a stuck SEND_ZC", inFlight, zc)
+	}
+	select {
+	case err := <-h.sent:
+		if err == nil {
+			t.Fatal("OnSent reported success for a send cut short by Close")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnSent 10s after Close: the SEND_ZC notification never came")
+	}
+	select {
+	case err := <-h.closed:
+		if err != reason {
+			t.Fatalf("OnClose(%v), want the Close reason", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose 10s after Close")
+	}
+	// The peer sees the reset once it reads past what had arrived.
+	buf := make([]byte, 1<<20)
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10})
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.ECONNRESET {
+			break
+		}
+		if err != nil || n == 0 {
+			t.Fatalf("peer read %d, %v; want ECONNRESET after the data", n, err)
+		}
+	}
+}
