@@ -28,7 +28,8 @@ type Config struct {
 	// return Go's net objects even where io_uring works (for tests and for
 	// comparison). The handler API has no fallback and returns an error.
 	ForceFallback bool
-	// SendZCThreshold is the size from which a send uses SEND_ZC. Default
+	// SendZCThreshold is the size from which a handler-API send uses
+	// SEND_ZC (net.Conn Writes never do: see the package doc). Default
 	// 32 KiB; negative disables SEND_ZC.
 	SendZCThreshold int
 	// WriteHighWater bounds the bytes queued for sending on one handler-API

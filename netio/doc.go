@@ -8,9 +8,11 @@
 // and net.PacketConn values, so a service switches with one import change.
 // ListenConfig and Dialer take a runtime and a *Config. Read copies from a
 // provided buffer into the caller's slice (caller memory is never handed to the
-// kernel for receiving); Write pins the caller's bytes and waits until the
-// kernel is done with them, with SEND_ZC for large writes (Config.SendZCThreshold),
-// where it also waits for the notification. Deadlines wake and cancel pending
+// kernel for receiving); Write first tries send(2) from the calling goroutine,
+// then pins what is left and waits for a ring SEND. net.Conn Writes never use
+// SEND_ZC: its notification comes only once the peer acknowledges the data,
+// and against a peer that stops reading no deadline or Close could take the
+// caller's memory back without resetting the connection. Deadlines wake and cancel pending
 // operations, whether set before, during or after they block; Close unblocks
 // Read and Write. Errors have the stdlib's shapes: *net.OpError wrapping
 // *os.SyscallError, net.ErrClosed or os.ErrDeadlineExceeded, and a bare io.EOF.
@@ -36,7 +38,8 @@
 // received buffer on without a copy (fixed-buffer SEND_ZC when large enough).
 // SEND_ZC is chosen above Config.SendZCThreshold and abandoned for a peer
 // whose notifications say the kernel copied anyway (IORING_SEND_ZC_REPORT_USAGE),
-// counted in Stats.ZCAbandoned. Each connection's send queue is bounded by
+// counted in Stats.ZCAbandoned; Conn.Close with a SEND_ZC in flight resets
+// the connection, so that the kernel gives the memory back. Each connection's send queue is bounded by
 // Config.WriteHighWater (ErrWriteQueueFull, then WritableHandler.OnWritable).
 // There is no fallback for this face: without io_uring it returns an error.
 //
