@@ -203,13 +203,21 @@ var (
 	_ [16 - unsafe.Sizeof(Buf{})]struct{}
 	_ [unsafe.Sizeof(Buf{}) - 16]struct{}
 	_ [16 - unsafe.Sizeof(RecvmsgOut{})]struct{}
+	_ [unsafe.Sizeof(RecvmsgOut{}) - 16]struct{}
 	_ [32 - unsafe.Sizeof(RsrcRegister{})]struct{}
+	_ [unsafe.Sizeof(RsrcRegister{}) - 32]struct{}
 	_ [32 - unsafe.Sizeof(RsrcUpdate2{})]struct{}
+	_ [unsafe.Sizeof(RsrcUpdate2{}) - 32]struct{}
 	_ [16 - unsafe.Sizeof(ProbeHdr{})]struct{}
+	_ [unsafe.Sizeof(ProbeHdr{}) - 16]struct{}
 	_ [8 - unsafe.Sizeof(ProbeOp{})]struct{}
+	_ [unsafe.Sizeof(ProbeOp{}) - 8]struct{}
 	_ [16 - unsafe.Sizeof(NAPIReg{})]struct{}
+	_ [unsafe.Sizeof(NAPIReg{}) - 16]struct{}
 	_ [16 - unsafe.Sizeof(Restriction{})]struct{}
+	_ [unsafe.Sizeof(Restriction{}) - 16]struct{}
 	_ [40 - unsafe.Sizeof(BufStatus{})]struct{}
+	_ [unsafe.Sizeof(BufStatus{}) - 40]struct{}
 	_ [unsafe.Offsetof(SQE{}.UserData) - 32]struct{}
 	_ [32 - unsafe.Offsetof(SQE{}.UserData)]struct{}
 	_ [unsafe.Offsetof(SQE{}.SpliceFDIn) - 44]struct{}
