@@ -347,7 +347,8 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, ar
 // or until timeout passes (timeout <= 0 waits without limit). With minWait > 0 and
 // FeatMinTimeout (Linux 6.12), the kernel waits at least minWait for n completions
 // and afterwards returns as soon as one is ready (with no timeout, minWait itself
-// ends the wait). When the time is up with the CQ still empty the error is
+// ends the wait; a kernel without FeatMinTimeout then uses minWait as the
+// timeout, so the wait stays bounded). When the time is up with the CQ still empty the error is
 // syscall.ETIME itself (not wrapped, so it does not allocate); callers typically
 // treat it as "nothing yet". When it is up with fewer than n but at least one
 // completion ready, the result is a nil error. An interrupted wait (EINTR) is
@@ -363,6 +364,9 @@ func (r *Ring) WaitCQEs(n uint32, timeout, minWait time.Duration) (int, error) {
 		flags |= enterSQWakeup
 	}
 	r.arg = GeteventsArg{}
+	if timeout <= 0 && r.params.Features&FeatMinTimeout == 0 {
+		timeout = minWait // the bound the caller asked for, as near as this kernel gets
+	}
 	if timeout > 0 {
 		r.ts = Timespec{Sec: int64(timeout / time.Second), Nsec: int64(timeout % time.Second)}
 		r.arg.TS = uint64(uintptr(unsafe.Pointer(&r.ts)))
