@@ -330,6 +330,18 @@ func TestAllocsZero(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("incremental lease/release: %v allocs, want 0", n)
 	}
+	var sink int
+	if n := testing.AllocsPerRun(1000, func() {
+		c := k.recv(1000, true)
+		l, _ := g.Lease(&c)
+		sink += len(l.Bytes())
+		for s := range l.Segments() {
+			sink += len(s)
+		}
+		l.Release()
+	}); n != 0 {
+		t.Errorf("bundle lease, Bytes, Segments, release: %v allocs, want 0", n)
+	}
 	nobufs := ring.CQE{Res: -int32(unix.ENOBUFS)}
 	if n := testing.AllocsPerRun(1000, func() {
 		if _, err := g.Lease(&nobufs); err != ErrNoBuffers {
@@ -445,5 +457,64 @@ func TestSendZCOnDemandRegistration(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(100, func() { _, _ = g.FixedIndex() }); a != 0 {
 		t.Fatalf("FixedIndex allocates %v once registered", a)
+	}
+}
+
+// TestWriteFixedFromArenaLease writes a FixedLease to a file with WRITE_FIXED
+// and checks the block stays leased until the write's one CQE (SendDone) and
+// the file holds the lease's bytes.
+func TestWriteFixedFromArenaLease(t *testing.T) {
+	r := newRing(t)
+	a := newArena(t, &ArenaConfig{Classes: []Class{{4096, 2}, {16 << 10, 2}}})
+	if err := RegisterFixed(r, a); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.UnregisterBuffers() })
+	f, err := unix.Open(t.TempDir()+"/wf", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(f) })
+	l, err := a.Alloc(10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range l.Bytes() {
+		l.Bytes()[i] = pattern(i)
+	}
+	want := append([]byte(nil), l.Bytes()...)
+	idx, ok := l.FixedIndex()
+	if !ok {
+		t.Fatal("arena lease has no fixed index")
+	}
+	sqe := r.GetSQE()
+	sqe.PrepWriteFixed(f, l.Bytes(), 0, idx)
+	sqe.UserData = 9
+	l.Retain() // the kernel's reference, until the write's CQE
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	l.Release() // the caller's
+	if a.InUse() != 1 {
+		t.Fatalf("in use %d while the write is in flight, want 1", a.InUse())
+	}
+	cqes := make([]ring.CQE, 4)
+	for deadline := time.Now().Add(5 * time.Second); a.InUse() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no WRITE_FIXED CQE")
+		}
+		for _, c := range reap(t, r, cqes, 100*time.Millisecond) {
+			if c.UserData != 9 || !SendDone(&c) {
+				t.Fatalf("unexpected CQE %+v", c)
+			}
+			if err := c.Err(); err != nil || int(c.Res) != len(want) {
+				t.Fatalf("WRITE_FIXED: res %d, %v; want %d", c.Res, err, len(want))
+			}
+			l.Release()
+		}
+	}
+	got := make([]byte, len(want))
+	if n, err := unix.Pread(f, got, 0); err != nil || n != len(want) || !bytes.Equal(got, want) {
+		t.Fatalf("file holds %d bytes (%v), different from the lease's", n, err)
 	}
 }

@@ -5,11 +5,13 @@ package bufring
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"unsafe"
 
 	"github.com/ringwire/ringwire/ring"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // NewGroup maps a slab of cfg.Count buffers of cfg.Size bytes, registers it with
@@ -55,6 +57,16 @@ func NewGroup(r *ring.Ring, cfg *Config) (*Group, error) {
 	if err != nil {
 		_ = unmap(ringMap)
 		_ = unmap(mem)
+		if errors.Is(err, syscall.ENOMEM) {
+			// The kernel pins the ring's entries (not the slab) and, without
+			// CAP_IPC_LOCK, charges them to RLIMIT_MEMLOCK.
+			var lim unix.Rlimit
+			_ = unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim)
+			ps := os.Getpagesize()
+			need := (len(ringMap) + ps - 1) / ps * ps
+			return nil, fmt.Errorf("bufring: registering buffer group %d pins %d bytes of ring entries, more than RLIMIT_MEMLOCK (%d bytes, shared by all of this user's pinned memory) has left; raise it by at least %d (ulimit -l, LimitMEMLOCK=) or grant CAP_IPC_LOCK: %w",
+				c.GroupID, need, lim.Cur, need, err)
+		}
 		return nil, fmt.Errorf("bufring: register buffer group %d (%d x %d bytes): %w", c.GroupID, c.Count, c.Size, err)
 	}
 	g.setup(&c, mem, ringMap)

@@ -97,6 +97,80 @@ func TestSimDoubleReleasePanics(t *testing.T) {
 	l.Release()
 }
 
+// TestSimStaleLeaseReleasePanics releases a lease whose buffer has since gone
+// back to the kernel and been leased again: the stale copy must panic naming
+// the buffer, and must not take the new owner's buffer away.
+func TestSimStaleLeaseReleasePanics(t *testing.T) {
+	g, k := newSimGroup(t, &Config{GroupID: 8, Count: 2, Size: 64, Batch: 1}, false)
+	c := k.recv(10, false)
+	stale, err := g.Lease(&c)
+	if err != nil || stale.BufferID() != 0 {
+		t.Fatalf("first lease: buffer %d, %v", stale.BufferID(), err)
+	}
+	stale.Release()
+	g.Flush()
+	var cur Lease
+	for cur.IsZero() || cur.BufferID() != 0 { // cycle until buffer 0 is leased again
+		if cur.g != nil {
+			cur.Release()
+		}
+		c = k.recv(10, false)
+		if cur, err = g.Lease(&c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	func() {
+		defer func() {
+			msg, _ := recover().(string)
+			if !strings.Contains(msg, "group 8 buffer 0 released twice") {
+				t.Fatalf("panic %q, want one naming group 8 buffer 0", msg)
+			}
+		}()
+		stale.Release()
+	}()
+	if g.InUse() != 1 || cur.Len() != 10 {
+		t.Fatalf("the stale release disturbed the live lease: in use %d", g.InUse())
+	}
+	cur.Release()
+	g.Flush()
+	if g.InUse() != 0 || g.Available() != 2 {
+		t.Fatalf("end: in use %d available %d", g.InUse(), g.Available())
+	}
+}
+
+// checkStates checks that every buffer is in exactly one place (kernel,
+// pending batch, or caller; kernel and caller at once only for a partly
+// consumed buffer in incremental mode) and that the counters agree.
+func checkStates(t testing.TB, g *Group, k *simKernel, step int) {
+	t.Helper()
+	var kernel, pending, leased int
+	for bid, b := range g.bufs {
+		switch {
+		case b.state == stKernel|stPending:
+			t.Fatalf("step %d: buffer %d both published and pending", step, bid)
+		case b.state == 0 && b.refs == 0 && uint32(bid) < g.fresh:
+			t.Fatalf("step %d: buffer %d lost: not published, pending or leased", step, bid)
+		case b.state == stPending && b.refs != 0:
+			t.Fatalf("step %d: buffer %d pending while leased", step, bid)
+		case b.state == stKernel && b.refs != 0 && !g.inc:
+			t.Fatalf("step %d: buffer %d published while leased", step, bid)
+		}
+		if b.state == stKernel {
+			kernel++
+		}
+		if b.state == stPending {
+			pending++
+		}
+		if b.refs != 0 {
+			leased++
+		}
+	}
+	if kernel != g.Available() || pending != g.Pending() || leased != g.InUse() || k.avail() != g.Available() {
+		t.Fatalf("step %d: states kernel %d pending %d leased %d; counters available %d pending %d in use %d; kernel sees %d",
+			step, kernel, pending, leased, g.Available(), g.Pending(), g.InUse(), k.avail())
+	}
+}
+
 func TestSimBundles(t *testing.T) {
 	g, k := newSimGroup(t, &Config{Count: 16, Size: 100, Batch: 1}, false)
 	var seq byte
@@ -201,6 +275,8 @@ func TestSimRandom(t *testing.T) {
 				tag++
 				mark(l, tag)
 				held = append(held, live{l, 1})
+			case op == 9:
+				g.Flush()
 			case op < 6 && len(held) > 0:
 				j := rng.IntN(len(held))
 				held[j].l.Retain()
@@ -216,12 +292,11 @@ func TestSimRandom(t *testing.T) {
 					held[j] = held[len(held)-1]
 					held = held[:len(held)-1]
 				}
-			case op == 9:
-				g.Flush()
 			}
 			if !inc && g.InUse()+g.Available()+g.Pending() != g.Count() {
 				t.Fatalf("step %d: in use %d + available %d + pending %d != %d", i, g.InUse(), g.Available(), g.Pending(), g.Count())
 			}
+			checkStates(t, g, k, i)
 		}
 		for _, h := range held {
 			for ; h.refs > 0; h.refs-- {

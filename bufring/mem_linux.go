@@ -2,10 +2,12 @@
 
 package bufring
 
-// Slabs are anonymous private mappings (off the Go heap), populated up front so
-// the kernel does not fault pages in on the receive path. They are unmapped only
-// by Close, after the kernel's references (buffer ring, fixed buffers) are gone
-// or pin the pages themselves.
+// Slabs are anonymous private mappings (off the Go heap). Ordinary slabs are
+// not populated: a page becomes resident when first written or when the slab
+// is pinned as a fixed buffer, so memory no load needs costs no RSS. Huge page
+// slabs are populated up front so the faults take huge pages. Slabs are
+// unmapped only by Close, after the kernel's references (buffer ring, fixed
+// buffers) are gone or pin the pages themselves.
 
 import (
 	"os"

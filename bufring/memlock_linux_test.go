@@ -13,11 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestRegisterFixedENOMEMNamesMemlock registers more than RLIMIT_MEMLOCK from a
-// thread without CAP_IPC_LOCK and checks the error says what to raise and by
-// how much. The thread stays locked and dies with the test goroutine, so the
-// dropped capability never reaches another goroutine.
-func TestRegisterFixedENOMEMNamesMemlock(t *testing.T) {
+// lowMemlock locks the test goroutine to its thread, drops CAP_IPC_LOCK from
+// that thread and lowers RLIMIT_MEMLOCK to 256 KiB until the test ends. The
+// thread stays locked and dies with the test goroutine, so the dropped
+// capability never reaches another goroutine.
+func lowMemlock(t *testing.T) {
+	t.Helper()
 	if _, err := probe(); err != nil {
 		need(t, false, "io_uring: "+err.Error())
 	}
@@ -43,11 +44,18 @@ func TestRegisterFixedENOMEMNamesMemlock(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
 		t.Skipf("setrlimit: %v", err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &old); err != nil {
 			t.Errorf("restore RLIMIT_MEMLOCK: %v", err)
 		}
-	}()
+	})
+}
+
+// TestRegisterFixedENOMEMNamesMemlock registers more than RLIMIT_MEMLOCK from a
+// thread without CAP_IPC_LOCK and checks the error says what to raise and by
+// how much.
+func TestRegisterFixedENOMEMNamesMemlock(t *testing.T) {
+	lowMemlock(t)
 	r, err := ring.New(&ring.Config{Entries: 4, Flags: ring.SetupSingleIssuer | ring.SetupDeferTaskrun})
 	if err != nil {
 		t.Fatal(err)
@@ -65,5 +73,30 @@ func TestRegisterFixedENOMEMNamesMemlock(t *testing.T) {
 	}
 	if _, ok := a.FixedIndex(); ok {
 		t.Fatal("failed registration recorded a fixed index")
+	}
+}
+
+// TestNewGroupENOMEMNamesMemlock registers a provided buffer ring whose entries
+// (32768 x 16 bytes = 512 KiB, pinned by the kernel) exceed a 256 KiB
+// RLIMIT_MEMLOCK. Kernels that charge the pinned ring to RLIMIT_MEMLOCK fail
+// with ENOMEM, and the error must name the limit and the bytes; kernels that
+// do not charge it register the group, and the test says so.
+func TestNewGroupENOMEMNamesMemlock(t *testing.T) {
+	lowMemlock(t)
+	p, _ := probe()
+	need(t, p.BufRing, "IORING_REGISTER_PBUF_RING")
+	r, err := ring.New(&ring.Config{Entries: 4, Flags: ring.SetupSingleIssuer | ring.SetupDeferTaskrun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	g, err := NewGroup(r, &Config{GroupID: 9, Count: MaxCount, Size: 16})
+	if err == nil {
+		_ = g.Close()
+		t.Skip("the kernel does not charge a provided buffer ring to RLIMIT_MEMLOCK")
+	}
+	t.Log(err)
+	if !errors.Is(err, syscall.ENOMEM) || !strings.Contains(err.Error(), "RLIMIT_MEMLOCK") || !strings.Contains(err.Error(), "524288") {
+		t.Fatalf("error %q does not wrap ENOMEM, name RLIMIT_MEMLOCK and the 524288 bytes needed", err)
 	}
 }
