@@ -58,9 +58,12 @@ func CloseDefault() error {
 }
 
 var (
-	availOnce sync.Once
-	availErr  error
-	forceLog  atomic.Bool
+	// availableFn is the availability probe fallback asks, once per process;
+	// tests swap it (and reset availOnce) to exercise the real fallback path.
+	availableFn = ring.Available
+	availOnce   sync.Once
+	availErr    error
+	forceLog    atomic.Bool
 )
 
 // fallback reports whether to use package net, logging the reason once.
@@ -72,7 +75,7 @@ func fallback(cfg *Config) bool {
 		return true
 	}
 	availOnce.Do(func() {
-		availErr = ring.Available()
+		availErr = availableFn()
 		if availErr != nil {
 			cfg.Logger.Warn("netio: io_uring unavailable, using package net", zap.Error(availErr))
 		}
