@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,7 +24,13 @@ const (
 	tagRecv uint64 = iota + 1
 	tagSend
 	tagShutdown
+	tagZCGrace // the timer of a Close waiting for a SEND_ZC notification
 )
+
+// zcCloseGrace is how long Close waits for the notification of a SEND_ZC in
+// flight before it resets the connection (see Close). A peer that reads
+// acknowledges within a round trip; one that stopped reading never does.
+const zcCloseGrace = time.Second
 
 const msgNoSignal = unix.MSG_NOSIGNAL
 
@@ -206,6 +213,12 @@ func (o *connOps) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
 	case tagShutdown:
 		c.extraOps--
 		c.onShutdownDone(cqe)
+	case tagZCGrace:
+		if c.state == stClosing && c.sendOp != 0 {
+			// Still waiting: the peer does not acknowledge. The reset
+			// frees the send queue, and with it the notification.
+			_ = sockaddr.Disconnect(c.fd)
+		}
 	}
 }
 
@@ -682,13 +695,14 @@ func (c *Conn) closeAfterFlush(reason error) {
 // the kernel has let go of everything the socket is closed and OnClose is
 // called with reason. Calls after the first do nothing.
 //
-// A SEND_ZC in flight makes Close reset the connection (the peer sees a
-// RST, not a FIN): the kernel gives a zero-copy send's memory back only once
-// the peer has acknowledged the data or the connection is gone, so against
-// a peer that stopped reading the close would otherwise never finish, and
-// the socket and its buffers would stay held. To end gracefully, CloseWrite
-// (the FIN follows the queued sends) and Close on the peer's EOF or a send's
-// OnSent.
+// A SEND_ZC in flight is not cancelled once the kernel has taken all its
+// bytes; it ends with its notification, which comes only when the peer has
+// acknowledged the data. Close waits for it up to a second, and then resets
+// the connection (the peer sees a RST, not a FIN), the one way to make the
+// kernel give the memory back: against a peer that stopped reading, the
+// close would otherwise never finish, and the socket and its buffers would
+// stay held. To end gracefully, CloseWrite (the FIN follows the queued
+// sends) and Close on the peer's EOF or a send's OnSent.
 func (c *Conn) Close(reason error) {
 	if c.state != stOpen {
 		return
@@ -702,9 +716,11 @@ func (c *Conn) Close(reason error) {
 	if c.sendOp != 0 {
 		_ = l.Cancel(c.sendOp)
 		if c.gathered == 0 && c.q[c.qhead].zc {
-			// The cancel ends the send's data phase; the reset frees the
-			// send queue, and with it the notification.
-			_ = sockaddr.Disconnect(c.fd)
+			if l.Closing() {
+				_ = sockaddr.Disconnect(c.fd) // shutting down: no grace
+			} else {
+				l.Timer((*connOps)(c), tagZCGrace, time.Now().Add(zcCloseGrace))
+			}
 		}
 	}
 	// Drop what is queued behind the send in flight (all the requests a

@@ -38,8 +38,9 @@
 // received buffer on without a copy (fixed-buffer SEND_ZC when large enough).
 // SEND_ZC is chosen above Config.SendZCThreshold and abandoned for a peer
 // whose notifications say the kernel copied anyway (IORING_SEND_ZC_REPORT_USAGE),
-// counted in Stats.ZCAbandoned; Conn.Close with a SEND_ZC in flight resets
-// the connection, so that the kernel gives the memory back. Each connection's send queue is bounded by
+// counted in Stats.ZCAbandoned; Conn.Close with a SEND_ZC whose data the
+// peer has not acknowledged a second later resets the connection, so that
+// the kernel gives the memory back. Each connection's send queue is bounded by
 // Config.WriteHighWater (ErrWriteQueueFull, then WritableHandler.OnWritable).
 // There is no fallback for this face: without io_uring it returns an error.
 //

@@ -279,22 +279,20 @@ func (h *stuckZCHandler) OnData(*Conn, *Data)                 {}
 func (h *stuckZCHandler) OnClose(_ *Conn, err error)          { h.closed <- err }
 func (h *stuckZCHandler) OnSent(_ *Conn, _ uint64, err error) { h.sent <- err }
 
-// TestCloseWithStuckSendZC: a handler-API SEND_ZC of 16 MiB to a peer that
-// never reads stays in flight (the kernel holds the memory until the peer
-// acknowledges it). Close must still finish: it resets the connection, the
-// send ends with an error, OnClose follows and the peer sees the reset.
-// Without the reset the notification never comes and OnClose never runs.
-func TestCloseWithStuckSendZC(t *testing.T) {
-	needRing(t)
+// closeStuckZC starts a handler-API SEND_ZC of 16 MiB to a peer (fd) that
+// does not read, lets the socket buffers fill, and closes the Conn on its
+// loop while the send is in flight (the kernel holds the memory until the
+// peer acknowledges it).
+func closeStuckZC(t *testing.T) (h *stuckZCHandler, fd int, reason error) {
 	rt := newRuntime(t, &runtime.Config{Loops: 1})
-	h := &stuckZCHandler{buf: make([]byte, 16<<20), conn: make(chan *Conn, 1), sent: make(chan error, 1), closed: make(chan error, 1)}
+	h = &stuckZCHandler{buf: make([]byte, 16<<20), conn: make(chan *Conn, 1), sent: make(chan error, 1), closed: make(chan error, 1)}
 	s := serveOn(t, rt, nil, "tcp4", "127.0.0.1:0", h)
-	fd := dialRaw(t, s.Addr().String())
-	defer unix.Close(fd)
+	fd = dialRaw(t, s.Addr().String())
+	t.Cleanup(func() { unix.Close(fd) })
 	c := <-h.conn
 	time.Sleep(200 * time.Millisecond) // the socket buffers fill up
 	var inFlight, zc bool
-	reason := errors.New("test: closing a stuck sender")
+	reason = errors.New("test: closing a stuck sender")
 	onLoop(t, c.Loop(), func() {
 		inFlight = c.sendOp != 0
 		zc = inFlight && c.q[c.qhead].zc
@@ -303,6 +301,17 @@ func TestCloseWithStuckSendZC(t *testing.T) {
 	if !inFlight || !zc {
 		t.Fatalf("send in flight %v, SEND_ZC %v: the test needs a stuck SEND_ZC", inFlight, zc)
 	}
+	return h, fd, reason
+}
+
+// TestCloseWithStuckSendZC: Close with a SEND_ZC in flight to a peer that
+// never reads must still finish: after zcCloseGrace it resets the
+// connection, the send ends with an error, OnClose follows and the peer sees
+// the reset. Without the reset the notification never comes and OnClose
+// never runs.
+func TestCloseWithStuckSendZC(t *testing.T) {
+	needRing(t)
+	h, fd, reason := closeStuckZC(t)
 	select {
 	case err := <-h.sent:
 		if err == nil {
@@ -331,4 +340,42 @@ func TestCloseWithStuckSendZC(t *testing.T) {
 			t.Fatalf("peer read %d, %v; want ECONNRESET after the data", n, err)
 		}
 	}
+}
+
+// TestCloseWaitsForSendZCOfReadingPeer: the same Close, but the peer starts
+// reading within zcCloseGrace. The notification then comes without a reset:
+// the peer reads what the kernel had taken, then a clean EOF (a FIN), and
+// OnClose follows.
+func TestCloseWaitsForSendZCOfReadingPeer(t *testing.T) {
+	needRing(t)
+	h, fd, reason := closeStuckZC(t)
+	time.Sleep(100 * time.Millisecond)
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10})
+	buf := make([]byte, 1<<20)
+	total := 0
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			t.Fatalf("peer read after %d bytes: %v; want the data, then EOF", total, err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total == 0 {
+		t.Fatal("the peer read nothing before EOF")
+	}
+	select {
+	case err := <-h.closed:
+		if err != reason {
+			t.Fatalf("OnClose(%v), want the Close reason", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose 10s after the peer drained the connection")
+	}
+	if err := <-h.sent; err == nil {
+		t.Fatal("OnSent reported success for a send cut short by Close")
+	}
+	t.Logf("the peer read %d of %d bytes, then EOF", total, len(h.buf))
 }
