@@ -379,3 +379,36 @@ func TestCloseWaitsForSendZCOfReadingPeer(t *testing.T) {
 	}
 	t.Logf("the peer read %d of %d bytes, then EOF", total, len(h.buf))
 }
+
+// TestRuntimeCloseWithStuckSendZC: closing the runtime under a connection
+// whose SEND_ZC a peer never acknowledges finishes promptly (shutdown resets
+// at once, without zcCloseGrace), and the handler hears OnSent and OnClose.
+func TestRuntimeCloseWithStuckSendZC(t *testing.T) {
+	needRing(t)
+	rt, err := runtime.New(&runtime.Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &stuckZCHandler{buf: make([]byte, 16<<20), conn: make(chan *Conn, 1), sent: make(chan error, 1), closed: make(chan error, 1)}
+	s := serveOn(t, rt, nil, "tcp4", "127.0.0.1:0", h)
+	fd := dialRaw(t, s.Addr().String())
+	defer unix.Close(fd)
+	<-h.conn
+	time.Sleep(200 * time.Millisecond) // the socket buffers fill up
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- rt.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("runtime Close still waiting 20s on a stuck SEND_ZC")
+	}
+	t.Logf("runtime closed in %v", time.Since(start))
+	if err := <-h.sent; err == nil {
+		t.Fatal("OnSent reported success for a send cut short by Close")
+	}
+	<-h.closed
+}
