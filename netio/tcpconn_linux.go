@@ -311,13 +311,21 @@ func (t *tcpConn) Read(b []byte) (int, error) {
 		t.leaveQueue()
 		// About to block: leave the consumed buffers to the loop's next
 		// OnData while the loop's budget allows (no wakeup), else give them
-		// back now. A paused or ended receive has no next OnData.
-		if d := int64(t.rq.unreleased()) - t.deferred.Load(); d > 0 {
-			if t.pausedR.Load() || err != nil || !t.tloop.take(int(d)) {
-				t.postRelease()
-			} else {
-				t.deferred.Add(d)
-			}
+		// back now. A paused or ended receive has no next OnData, so then
+		// the release is posted even when nothing is left to give back: it
+		// is what resumes a paused receive. (The loop may pause just after
+		// this Read looked, with the buffers already left to an OnData that
+		// will not come; its pause signals rsig, and this check, run again,
+		// posts the release.)
+		d := int64(t.rq.unreleased()) - t.deferred.Load()
+		switch {
+		case t.pausedR.Load():
+			t.postRelease()
+		case d <= 0:
+		case err != nil || !t.tloop.take(int(d)):
+			t.postRelease()
+		default:
+			t.deferred.Add(d)
 		}
 		if err == io.EOF {
 			return 0, io.EOF
