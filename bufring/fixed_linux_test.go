@@ -364,50 +364,37 @@ func TestAllocsZero(t *testing.T) {
 	}
 }
 
+// BenchmarkLeaseRelease leases one receive's CQE and releases it:
+// single, a 1500-byte receive into one 4 KiB buffer; bundle, a 16 KiB
+// bundle CQE over four 4 KiB buffers (the walk of the bundle's buffers);
+// incremental, 1500-byte receives into an incremental (IOU_PBUF_RING_INC)
+// group of 64 KiB buffers, each buffer carrying many leases before it goes
+// back.
 func BenchmarkLeaseRelease(b *testing.B) {
-	g, k := newSimGroup(b, &Config{Count: 256, Size: 4096}, false)
-	k.noFill = true
-	b.ReportAllocs()
-	for b.Loop() {
-		c := k.recv(1500, false)
-		l, err := g.Lease(&c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		l.Release()
+	cases := []struct {
+		name        string
+		cfg         Config
+		inc, bundle bool
+		n           uint32
+	}{
+		{name: "single", cfg: Config{Count: 256, Size: 4096}, n: 1500},
+		{name: "bundle", cfg: Config{Count: 256, Size: 4096}, bundle: true, n: 16 << 10},
+		{name: "incremental", cfg: Config{Count: 64, Size: 64 << 10}, inc: true, n: 1500},
 	}
-}
-
-// BenchmarkLeaseReleaseBundle: a 16 KiB bundle CQE over four 4 KiB buffers,
-// leased (the walk of the bundle's buffers) and released.
-func BenchmarkLeaseReleaseBundle(b *testing.B) {
-	g, k := newSimGroup(b, &Config{Count: 256, Size: 4096}, false)
-	k.noFill = true
-	b.ReportAllocs()
-	for b.Loop() {
-		c := k.recv(16<<10, true)
-		l, err := g.Lease(&c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		l.Release()
-	}
-}
-
-// BenchmarkLeaseReleaseIncremental: 1500-byte receives into an incremental
-// (IOU_PBUF_RING_INC) group of 64 KiB buffers, each buffer carrying many
-// leases before it goes back.
-func BenchmarkLeaseReleaseIncremental(b *testing.B) {
-	g, k := newSimGroup(b, &Config{Count: 64, Size: 64 << 10}, true)
-	k.noFill = true
-	b.ReportAllocs()
-	for b.Loop() {
-		c := k.recv(1500, false)
-		l, err := g.Lease(&c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		l.Release()
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			g, k := newSimGroup(b, &tc.cfg, tc.inc)
+			k.noFill = true
+			b.ReportAllocs()
+			for b.Loop() {
+				c := k.recv(tc.n, tc.bundle)
+				l, err := g.Lease(&c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				l.Release()
+			}
+		})
 	}
 }
 
