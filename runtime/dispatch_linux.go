@@ -1,0 +1,88 @@
+//go:build linux
+
+package runtime
+
+import (
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/ringwire/ringwire/ring"
+)
+
+// reap dispatches every ready CQE, BatchLimit at a time, and flushes a CQ
+// overflow when the kernel flags one.
+func (l *Loop) reap() {
+	for round := 0; round < 4; round++ {
+		n := l.r.Reap(l.cqes)
+		if n == 0 {
+			break
+		}
+		l.st.cqes.Add(uint64(n))
+		for i := range n {
+			l.dispatch(&l.cqes[i])
+		}
+		if n < len(l.cqes) {
+			break
+		}
+	}
+	if l.r.CQOverflowed() {
+		l.st.cqOverflows.Add(1)
+		l.enterError(l.r.FlushOverflow())
+		l.st.enters.Add(1)
+	}
+	l.st.liveOps.Store(int64(l.ops.live - l.ops.internal))
+}
+
+// dispatch hands one CQE to its operation's handler. It allocates nothing.
+func (l *Loop) dispatch(c *ring.CQE) {
+	if c.UserData == 0 {
+		return // fire-and-forget requests of the runtime (cancels)
+	}
+	idx := uint32(c.UserData)
+	r := l.ops.get(OpID(c.UserData))
+	if r == nil || r.state != opLive {
+		l.st.strays.Add(1)
+		return
+	}
+	if c.Res == -int32(syscall.ENOBUFS) {
+		l.st.enobufs.Add(1)
+	}
+	if c.Flags&ring.CQEFNotif != 0 {
+		l.st.zcNotifs.Add(1)
+		if c.ZCCopied() {
+			l.st.zcCopied.Add(1)
+		}
+	}
+	final := c.Flags&ring.CQEFMore == 0 && r.flags&opMailbox == 0
+	if final {
+		r.state = opDone
+	}
+	if h := r.h; h != nil {
+		l.callHandler(h, r.tag, c)
+	}
+	if final {
+		l.ops.release(idx) // re-indexed: the handler may have grown the table
+	}
+}
+
+func (l *Loop) callHandler(h Handler, tag uint64, c *ring.CQE) {
+	defer l.recoverPanic()
+	h.HandleCompletion(l, tag, c)
+}
+
+func (l *Loop) recoverPanic() {
+	if v := recover(); v != nil {
+		l.onPanic(v)
+	}
+}
+
+func (l *Loop) onPanic(v any) {
+	n := l.st.panics.Add(1)
+	// The first few with their stack, then one in 1024: a handler that
+	// panics on every message must not turn the log into the hot path.
+	if n <= 8 || n%1024 == 0 {
+		l.log.Error("runtime: recovered panic in handler or task",
+			zap.Any("panic", v), zap.Uint64("panics", n), zap.StackSkip("stack", 3))
+	}
+}

@@ -1,0 +1,140 @@
+//go:build linux
+
+package runtime
+
+import (
+	goruntime "runtime"
+
+	"github.com/ringwire/ringwire/ring"
+)
+
+type msgAckHandler struct{}
+
+func (msgAckHandler) HandleCompletion(l *Loop, _ uint64, c *ring.CQE) {
+	if c.Res < 0 {
+		l.st.msgRingErrors.Add(1)
+	}
+}
+
+// getSQE returns a free SQE, submitting first if the queue is full.
+func (l *Loop) getSQE() *ring.SQE {
+	if s := l.r.GetSQE(); s != nil {
+		return s
+	}
+	n, err := l.r.Submit()
+	l.st.enters.Add(1)
+	l.st.sqes.Add(uint64(n))
+	l.enterError(err)
+	return l.r.GetSQE()
+}
+
+// NewOp starts an operation: it returns a zeroed SQE whose UserData names a
+// new op record, and that OpID. Fill the SQE with a ring Prep helper (they
+// keep UserData); it is submitted with the loop's next io_uring_enter. Every
+// CQE of the operation goes to h (nil: dropped) with tag, until the final one
+// (no IORING_CQE_F_MORE). It fails with ErrClosed once Close has begun, and
+// with ring.ErrSQFull if the submission queue stays full after a submit.
+// Loop thread only.
+func (l *Loop) NewOp(h Handler, tag uint64) (*ring.SQE, OpID, error) {
+	if l.closing {
+		return nil, 0, ErrClosed
+	}
+	sqe := l.getSQE()
+	if sqe == nil {
+		return nil, 0, ring.ErrSQFull
+	}
+	id := l.ops.alloc(h, tag, 0)
+	sqe.UserData = uint64(id)
+	return sqe, id, nil
+}
+
+// Cancel asks the kernel to cancel operation id (IORING_OP_ASYNC_CANCEL). The
+// operation's handler still receives its final CQE (usually -ECANCELED, or
+// the result if it completed first); until then its record, pinned memory and
+// kept values stay. It returns ErrStaleOp if id is not live. Loop thread only.
+func (l *Loop) Cancel(id OpID) error {
+	r := l.ops.get(id)
+	if r == nil || r.state != opLive || r.flags&opMailbox != 0 {
+		return ErrStaleOp
+	}
+	sqe := l.getSQE()
+	if sqe == nil {
+		return ring.ErrSQFull
+	}
+	sqe.PrepCancel64(uint64(id), 0)
+	sqe.UserData = 0
+	sqe.Flags |= ring.SQECQESkipSuccess
+	l.st.cancels.Add(1)
+	return nil
+}
+
+// Live reports whether id names an operation whose final CQE has not been
+// dispatched. Loop thread only.
+func (l *Loop) Live(id OpID) bool {
+	r := l.ops.get(id)
+	return r != nil && r.state == opLive
+}
+
+// KeepAlive keeps v reachable until operation id's final CQE has been
+// dispatched; a later call replaces the value. Call it right after NewOp (an
+// operation cannot complete before the loop's next enter). A stale id is
+// ignored. Storing a pointer allocates nothing. Loop thread only.
+func (l *Loop) KeepAlive(id OpID, v any) {
+	if r := l.ops.get(id); r != nil {
+		r.keep = v
+	}
+}
+
+// Pin pins the object ptr points to (runtime.Pinner) until operation id's
+// final CQE has been dispatched: use it for Go memory an SQE points to (a
+// buffer, a sockaddr, a msghdr). Call it right after NewOp. A stale id is
+// ignored. Loop thread only.
+func (l *Loop) Pin(id OpID, ptr any) {
+	r := l.ops.get(id)
+	if r == nil {
+		return
+	}
+	if r.pin == nil {
+		r.pin = new(goruntime.Pinner)
+	}
+	r.pin.Pin(ptr)
+	r.flags |= opPinned
+}
+
+// NewMailbox creates a persistent record with no kernel request behind it,
+// for CQEs other loops post with MsgRing (or MSG_RING SQEs of their own). Each
+// such CQE goes to h with tag; the record lives until CloseMailbox. Loop
+// thread only.
+func (l *Loop) NewMailbox(h Handler, tag uint64) OpID {
+	return l.ops.alloc(h, tag, opMailbox)
+}
+
+// CloseMailbox frees a mailbox; CQEs that arrive for it later are counted as
+// strays. Loop thread only.
+func (l *Loop) CloseMailbox(id OpID) error {
+	r := l.ops.get(id)
+	if r == nil || r.flags&(opMailbox|opInternal) != opMailbox {
+		return ErrStaleOp
+	}
+	l.ops.release(uint32(id))
+	return nil
+}
+
+// MsgRing posts a CQE into target's ring (IORING_OP_MSG_RING, Linux 5.18): on
+// target, the mailbox to receives a CQE with Res res. The source side's CQE
+// is consumed by the runtime; failures are counted in Stats.MsgRingErrors.
+// To pass a fixed file instead, use NewOp and ring.(*SQE).PrepMsgRingFD with
+// target.RingFD(). Loop thread only.
+func (l *Loop) MsgRing(target *Loop, to OpID, res int32) error {
+	if l.closing {
+		return ErrClosed
+	}
+	sqe := l.getSQE()
+	if sqe == nil {
+		return ring.ErrSQFull
+	}
+	sqe.PrepMsgRing(target.ringFD, uint32(res), uint64(to), 0)
+	sqe.UserData = uint64(l.msgAck)
+	sqe.Flags |= ring.SQECQESkipSuccess
+	return nil
+}
