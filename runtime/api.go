@@ -67,20 +67,10 @@ type Config struct {
 	// process-wide and is not undone by Close.
 	KeepGOMAXPROCS bool
 
-	// wake selects the loop wakeup mechanism (benchmarks compare them).
-	wake wakeMode
 	// closeGrace bounds how long Close waits for the kernel's final CQEs
 	// (default 5s; tests shorten it).
 	closeGrace time.Duration
 }
-
-// wakeMode is how a producer wakes a sleeping loop.
-type wakeMode uint8
-
-const (
-	wakeEventFD wakeMode = iota // a READ on an eventfd, kept armed in the ring
-	wakeFutex                   // an IORING_OP_FUTEX_WAIT on a futex word (6.7)
-)
 
 func (c *Config) withDefaults() (Config, error) {
 	var out Config
@@ -198,7 +188,7 @@ type Stats struct {
 	SQEs    uint64 // SQEs submitted to the kernel
 	CQEs    uint64 // CQEs reaped
 	Enters  uint64 // io_uring_enter calls
-	Wakeups uint64 // wakeup syscalls producers made (eventfd write / futex wake)
+	Wakeups uint64 // wakeup syscalls producers made (eventfd writes)
 	Posted  uint64 // tasks posted (Post)
 	Tasks   uint64 // tasks run
 	// Overflowed counts posts that found the task queue full and used the

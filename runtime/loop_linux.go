@@ -48,10 +48,9 @@ type Loop struct {
 	// Shared.
 	tid    int // the loop thread's id, set before New returns
 	ringFD int // set before New returns
-	efd    int // eventfd mode: the doorbell
-	wake   wakeMode
-	// sleeping is 1 while the loop has announced it is about to wait (and
-	// is the futex word in futex mode). Producers swap it to 0 and wake.
+	efd    int // the doorbell
+	// sleeping is 1 while the loop has announced it is about to wait.
+	// Producers swap it to 0 and ring the doorbell.
 	sleeping *uint32
 	q        *taskQueue
 	posting  atomic.Int64 // producers inside Post, plus closedBit
@@ -89,7 +88,7 @@ type counters struct {
 
 func newLoop(id, cpu int, cfg *Config, probe *ring.Probe) *Loop {
 	l := &Loop{
-		id: id, cpu: cpu, cfg: cfg, probe: probe, wake: cfg.wake,
+		id: id, cpu: cpu, cfg: cfg, probe: probe,
 		log:      cfg.Logger.With(zap.Int("loop", id)),
 		efd:      -1,
 		ringFD:   -1,

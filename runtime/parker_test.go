@@ -2,23 +2,10 @@
 
 package runtime
 
-import (
-	"sync"
-	"unsafe"
+import "sync"
 
-	"golang.org/x/sys/unix"
-)
-
-// The alternatives measured for both directions of the hand-off; see
-// docs/DESIGN.md. The futex wakeup needs the futex word's address in a raw
-// syscall, hence unsafe here, in a test file only: production uses the
-// eventfd doorbell.
-func init() {
-	futexWake = func(addr *uint32) {
-		_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)),
-			futexWakePrivate, 1, 0, 0, 0)
-	}
-}
+// The alternatives measured for the way back from the loop to a waiting
+// goroutine; docs/decisions/ records the figures.
 
 // parker is the goroutine side of a round trip: Arm before handing work over,
 // Wait for the loop's Wake.
@@ -73,8 +60,6 @@ func newWGParker() parker { return &wgParker{} }
 func (p *wgParker) Arm()  { p.wg.Add(1) }
 func (p *wgParker) Wait() { p.wg.Wait() }
 func (p *wgParker) Wake() { p.wg.Done() }
-
-const futexWakePrivate = 1 | 128 // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
 
 // spinParker is the production Waiter with a spin.
 func newSpinParker() parker { return chanParker{NewWaiterSpin(50)} }

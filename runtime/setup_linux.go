@@ -56,21 +56,13 @@ func (l *Loop) setup() error {
 	if l.cfg.LatencyBudget > 0 && r.Features()&ring.FeatMinTimeout != 0 {
 		l.minWait = l.cfg.LatencyBudget
 	}
-	l.pinner.Pin(l.sleeping)
-	switch l.wake {
-	case wakeEventFD:
-		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-		if err != nil {
-			return fmt.Errorf("runtime: loop %d: %w", l.id, os.NewSyscallError("eventfd", err))
-		}
-		l.efd = fd
-		l.bellBuf = new([8]byte)
-		l.pinner.Pin(l.bellBuf)
-	case wakeFutex:
-		if !p.Supports(ring.OpFutexWait) || futexWake == nil {
-			return fmt.Errorf("runtime: futex wakeup needs IORING_OP_FUTEX_WAIT (Linux 6.7): %w", errors.ErrUnsupported)
-		}
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("runtime: loop %d: %w", l.id, os.NewSyscallError("eventfd", err))
 	}
+	l.efd = fd
+	l.bellBuf = new([8]byte)
+	l.pinner.Pin(l.bellBuf)
 	l.msgAck = l.ops.alloc(msgAckHandler{}, 0, opMailbox|opInternal)
 	if err := l.setupBuffers(); err != nil {
 		return err
@@ -80,16 +72,12 @@ func (l *Loop) setup() error {
 			return err
 		}
 	}
-	wake := "eventfd"
-	if l.wake == wakeFutex {
-		wake = "futex"
-	}
 	l.log.Info("runtime: loop started",
 		zap.Int("cpu", l.cpu),
 		zap.Stringer("tier", l.tier),
 		zap.Stringer("setup", l.flags),
 		zap.Stringer("features", r.Features()),
-		zap.String("wakeup", wake),
+		zap.String("wakeup", "eventfd"),
 		zap.Bool("min_wait", l.minWait > 0))
 	return nil
 }

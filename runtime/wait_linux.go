@@ -14,11 +14,6 @@ import (
 	"github.com/ringwire/ringwire/ring"
 )
 
-// futexWake wakes a FUTEX_WAIT on addr. It is nil in production builds (the
-// futex wakeup is a measured alternative, see docs/DESIGN.md); the benchmarks
-// set it.
-var futexWake func(addr *uint32)
-
 // poll submits what is prepared and collects completions without waiting,
 // in one io_uring_enter, and only if there is something to submit, an
 // operation in flight (besides the doorbell), or completions the kernel holds
@@ -96,8 +91,8 @@ func (l *Loop) enterError(err error) {
 	}
 }
 
-// armBell puts the doorbell request into the ring: a READ on the eventfd, or a
-// FUTEX_WAIT on the sleeping word that completes once a producer swaps it.
+// armBell puts the doorbell request into the ring: a READ on the eventfd,
+// which completes once a producer writes to it.
 func (l *Loop) armBell() {
 	sqe := l.getSQE()
 	if sqe == nil {
@@ -105,12 +100,7 @@ func (l *Loop) armBell() {
 	}
 	id := l.ops.alloc(bellHandler{}, 0, opInternal)
 	sqe.UserData = uint64(id)
-	switch l.wake {
-	case wakeEventFD:
-		sqe.PrepRead(l.efd, l.bellBuf[:], 0)
-	case wakeFutex:
-		sqe.PrepFutexWait(l.sleeping, 1, ring.FutexBitsetMatchAny, ring.Futex2SizeU32|ring.Futex2Private)
-	}
+	sqe.PrepRead(l.efd, l.bellBuf[:], 0)
 	l.bellArm = true
 }
 
@@ -125,12 +115,7 @@ func (l *Loop) kick() {
 		return
 	}
 	l.st.wakeups.Add(1)
-	switch l.wake {
-	case wakeEventFD:
-		_, _ = unix.Write(l.efd, wakeOne[:])
-	case wakeFutex:
-		futexWake(l.sleeping)
-	}
+	_, _ = unix.Write(l.efd, wakeOne[:])
 }
 
 var wakeOne = [8]byte{1}
