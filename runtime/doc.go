@@ -31,9 +31,9 @@
 // CQE. An SQE obtained from NewOp is always submitted: to abandon it, leave it
 // as it is (a NOP) or PrepNop it.
 //
-// Cancel submits an IORING_OP_ASYNC_CANCEL for an operation; its record, its
-// pinned memory and anything held with KeepAlive stay until the kernel's final
-// CQE for it, which the handler still receives (usually with -ECANCELED).
+// Cancel submits an IORING_OP_ASYNC_CANCEL for an operation; its record and its
+// pinned memory stay until the kernel's final CQE for it, which the handler
+// still receives (usually with -ECANCELED).
 //
 // # Ownership
 //
@@ -41,8 +41,8 @@
 // (Config.Buffers and Config.Arena, created on the loop thread: Loop.Group,
 // Loop.Arena), the resources handed to it with Own, and every op record. Memory an in-flight
 // SQE points to must be off-heap (the arena, the buffer rings) or pinned with
-// Loop.Pin until the final CQE; Loop.KeepAlive keeps any value reachable until
-// then. Runtime.Close cancels every in-flight operation, waits for the kernel
+// Loop.Pin until the final CQE (Loop.Scratch gives each operation 64 off-heap
+// bytes for a sockaddr or a timespec). Runtime.Close cancels every in-flight operation, waits for the kernel
 // to let go of each (bounded), closes every resource and fd the loops own,
 // unmaps all memory and joins every goroutine New started. If the kernel
 // still holds an operation when the bound is reached, Close reports it and
@@ -50,9 +50,9 @@
 //
 // # Concurrency
 //
-// Methods documented "loop thread only" (NewOp, Cancel, Live, Pin,
-// KeepAlive, Timer, StopTimer, NewMailbox, CloseMailbox, MsgRing, Ring, Own,
-// Group, Arena, CountRearm)
+// Methods documented "loop thread only" (NewOp, Cancel, Pin, Scratch, Timer,
+// StopTimer, NewMailbox, CloseMailbox, MsgRing, Ring, Own, Group, Arena,
+// CountRearm)
 // must be called from a Handler or Task running on that loop, or from
 // Config.Setup. Everything else (Post, Stats, ID, RingFD, Closing, Logger, and
 // all Runtime methods) may be called from any goroutine. Post is lock-free

@@ -68,23 +68,6 @@ func (l *Loop) Cancel(id OpID) error {
 	return nil
 }
 
-// Live reports whether id names an operation whose final CQE has not been
-// dispatched. Loop thread only.
-func (l *Loop) Live(id OpID) bool {
-	r := l.ops.get(id)
-	return r != nil && r.state == opLive
-}
-
-// KeepAlive keeps v reachable until operation id's final CQE has been
-// dispatched; a later call replaces the value. Call it right after NewOp (an
-// operation cannot complete before the loop's next enter). A stale id is
-// ignored. Storing a pointer allocates nothing. Loop thread only.
-func (l *Loop) KeepAlive(id OpID, v any) {
-	if r := l.ops.get(id); r != nil {
-		r.keep = v
-	}
-}
-
 // Pin pins the object ptr points to (runtime.Pinner) until operation id's
 // final CQE has been dispatched: use it for Go memory an SQE points to (a
 // buffer, a sockaddr, a msghdr). Call it right after NewOp. A stale id is

@@ -8,7 +8,6 @@ import goruntime "runtime"
 type opRec struct {
 	h     Handler
 	tag   uint64
-	keep  any               // KeepAlive: held until the final CQE
 	pin   *goruntime.Pinner // Pin: allocated once per slot, reused
 	gen   uint32
 	next  int32 // free list link
@@ -97,7 +96,7 @@ func (t *opTable) release(i uint32) {
 	if r.flags&opInternal != 0 {
 		t.internal--
 	}
-	r.h, r.keep, r.tag, r.state, r.flags = nil, nil, 0, opFree, 0
+	r.h, r.tag, r.state, r.flags = nil, 0, opFree, 0
 	r.gen++
 	if r.gen == 0 {
 		r.gen = 1

@@ -91,8 +91,8 @@ func (rt *Runtime) Stats() []Stats {
 //
 // An operation the kernel has not completed within 5s of its cancellation
 // makes Close return an error; the ring is closed anyway, and the memory such
-// operations point to (pinned, kept, or in the loop's buffer group and
-// arena) is never released, since the kernel may still write to it.
+// operations point to (pinned, or in the loop's buffer group and arena) is
+// never released, since the kernel may still write to it.
 func (rt *Runtime) Close() error {
 	tid := unix.Gettid()
 	for _, l := range rt.loops {

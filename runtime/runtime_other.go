@@ -43,12 +43,6 @@ func (l *Loop) NewOp(h Handler, tag uint64) (*ring.SQE, OpID, error) { return ni
 // Cancel fails on this platform.
 func (l *Loop) Cancel(id OpID) error { return errUnsupported }
 
-// Live reports false.
-func (l *Loop) Live(id OpID) bool { return false }
-
-// KeepAlive does nothing.
-func (l *Loop) KeepAlive(id OpID, v any) {}
-
 // SetLocal does nothing on this platform.
 func (l *Loop) SetLocal(v any) {}
 

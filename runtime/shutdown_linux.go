@@ -94,7 +94,7 @@ var abandoned struct {
 // whole grace), closing the ring does not stop them at once: the kernel tears
 // the ring down asynchronously, and until then it may still write to the
 // memory they point to. That memory is therefore never handed back: the op
-// records keep their pins and values, the buffer group and arena stay
+// records keep their pins, the buffer group and arena stay
 // mapped, and the loop itself stays reachable. The fds are still closed (the
 // kernel holds its own references to the files).
 func (l *Loop) teardown() {
