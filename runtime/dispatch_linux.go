@@ -10,6 +10,10 @@ import (
 	"github.com/ringwire/ringwire/ring"
 )
 
+// Dispatch: each reaped CQE goes to the Handler of the operation whose op
+// record its user_data names, and a final CQE frees that record. A panic in a
+// handler or task is recovered here, counted and logged, and the loop goes on.
+
 // reap dispatches every ready CQE, BatchLimit at a time, and flushes a CQ
 // overflow when the kernel flags one.
 func (l *Loop) reap() {

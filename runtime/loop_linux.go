@@ -14,6 +14,11 @@ import (
 	"github.com/ringwire/ringwire/ring"
 )
 
+// The Loop, its goroutine and one iteration: run tasks, fire timers, poll or
+// sleep (wait_linux.go), reap and dispatch (dispatch_linux.go). Start-up is in
+// setup_linux.go, the task hand-off in post_linux.go, operations in
+// ops_linux.go, timers in timer_linux.go, shutdown in shutdown_linux.go.
+
 // Loop is one event loop: a goroutine locked to its OS thread, driving one
 // ring. See the package documentation for which methods are loop thread only.
 type Loop struct {

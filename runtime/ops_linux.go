@@ -8,13 +8,9 @@ import (
 	"github.com/ringwire/ringwire/ring"
 )
 
-type msgAckHandler struct{}
-
-func (msgAckHandler) HandleCompletion(l *Loop, _ uint64, c *ring.CQE) {
-	if c.Res < 0 {
-		l.st.msgRingErrors.Add(1)
-	}
-}
+// Starting operations: NewOp hands out an SQE tied to a new op record, Pin
+// holds what the SQE points to, Cancel asks the kernel to stop it; mailboxes
+// and MsgRing carry CQEs between loops.
 
 // getSQE returns a free SQE, submitting first if the queue is full.
 func (l *Loop) getSQE() *ring.SQE {
@@ -48,6 +44,22 @@ func (l *Loop) NewOp(h Handler, tag uint64) (*ring.SQE, OpID, error) {
 	return sqe, id, nil
 }
 
+// Pin pins the object ptr points to (runtime.Pinner) until operation id's
+// final CQE has been dispatched: use it for Go memory an SQE points to (a
+// buffer, a sockaddr, a msghdr). Call it right after NewOp. A stale id is
+// ignored. Loop thread only.
+func (l *Loop) Pin(id OpID, ptr any) {
+	r := l.ops.get(id)
+	if r == nil {
+		return
+	}
+	if r.pin == nil {
+		r.pin = new(goruntime.Pinner)
+	}
+	r.pin.Pin(ptr)
+	r.flags |= opPinned
+}
+
 // Cancel asks the kernel to cancel operation id (IORING_OP_ASYNC_CANCEL). The
 // operation's handler still receives its final CQE (usually -ECANCELED, or
 // the result if it completed first); until then its record, pinned memory and
@@ -66,22 +78,6 @@ func (l *Loop) Cancel(id OpID) error {
 	sqe.Flags |= ring.SQECQESkipSuccess
 	l.st.cancels.Add(1)
 	return nil
-}
-
-// Pin pins the object ptr points to (runtime.Pinner) until operation id's
-// final CQE has been dispatched: use it for Go memory an SQE points to (a
-// buffer, a sockaddr, a msghdr). Call it right after NewOp. A stale id is
-// ignored. Loop thread only.
-func (l *Loop) Pin(id OpID, ptr any) {
-	r := l.ops.get(id)
-	if r == nil {
-		return
-	}
-	if r.pin == nil {
-		r.pin = new(goruntime.Pinner)
-	}
-	r.pin.Pin(ptr)
-	r.flags |= opPinned
 }
 
 // NewMailbox creates a persistent record with no kernel request behind it,
@@ -120,4 +116,12 @@ func (l *Loop) MsgRing(target *Loop, to OpID, res int32) error {
 	sqe.UserData = uint64(l.msgAck)
 	sqe.Flags |= ring.SQECQESkipSuccess
 	return nil
+}
+
+type msgAckHandler struct{}
+
+func (msgAckHandler) HandleCompletion(l *Loop, _ uint64, c *ring.CQE) {
+	if c.Res < 0 {
+		l.st.msgRingErrors.Add(1)
+	}
 }

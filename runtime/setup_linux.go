@@ -15,6 +15,10 @@ import (
 	"github.com/ringwire/ringwire/ring"
 )
 
+// A loop's start, on its own locked thread: CPU pinning, the ring with the
+// best tier the kernel accepts, the op table, the timer wheel, the eventfd
+// doorbell, the buffer group and arena, then Config.Setup.
+
 func (l *Loop) setup() error {
 	l.tid = unix.Gettid()
 	if l.cpu >= 0 {
@@ -118,14 +122,6 @@ func (l *Loop) setupBuffers() error {
 	return nil
 }
 
-// Group returns the loop's provided buffer group (Config.Buffers), or nil.
-// Loop thread only, like everything in bufring.
-func (l *Loop) Group() *bufring.Group { return l.group }
-
-// Arena returns the loop's fixed-buffer arena (Config.Arena), or nil. Loop
-// thread only.
-func (l *Loop) Arena() *bufring.Arena { return l.arena }
-
 func (l *Loop) callSetup() (err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -137,3 +133,11 @@ func (l *Loop) callSetup() (err error) {
 	}
 	return nil
 }
+
+// Group returns the loop's provided buffer group (Config.Buffers), or nil.
+// Loop thread only, like everything in bufring.
+func (l *Loop) Group() *bufring.Group { return l.group }
+
+// Arena returns the loop's fixed-buffer arena (Config.Arena), or nil. Loop
+// thread only.
+func (l *Loop) Arena() *bufring.Arena { return l.arena }

@@ -5,13 +5,26 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	goruntime "runtime"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
+
+// Shutdown, in the order it happens on the loop thread:
+//
+//  1. requestClose (from Runtime.Close) sets closeReq and kicks the loop; the
+//     loop finishes its iteration and leaves loop().
+//  2. closing is set: NewOp and MsgRing fail with ErrClosed from here on.
+//  3. The queued tasks run; every live kernel operation gets an ASYNC_CANCEL;
+//     the loop reaps and runs tasks until each operation's final CQE has been
+//     dispatched, for at most closeGrace (5s), cancelling again every 250ms.
+//  4. stopPosting: Post fails from here on; the tasks already accepted run.
+//  5. teardown: what was handed to Own closes (in reverse), then the ring,
+//     then the eventfd; once the ring is gone, the buffer group, the arena,
+//     the op records' pins and the scratch pages are released. If operations
+//     were still in flight, that memory is kept for the life of the process.
 
 // requestClose asks the loop to shut down and wakes it. Like Post it counts
 // itself in posting, so that the loop closes its eventfd only after every
@@ -51,19 +64,8 @@ func (l *Loop) shutdown() {
 		l.closeErr = fmt.Errorf("runtime: loop %d: %d operations still in flight after %v; closing the ring cancels them", l.id, n, grace)
 		l.log.Error("runtime: operations still in flight at close", zap.Int("ops", n))
 	}
-	// No Post can start after this; wait for those inside Post, then run
-	// what they queued.
-	for {
-		v := l.posting.Load()
-		if v&closedBit == 0 && !l.posting.CompareAndSwap(v, v|closedBit) {
-			continue
-		}
-		if l.posting.Load()&^closedBit == 0 {
-			break
-		}
-		goruntime.Gosched()
-	}
-	l.runTasks(1 << 30)
+	l.stopPosting()
+	l.runTasks(1 << 30) // what the last producers queued
 	l.teardown()
 }
 

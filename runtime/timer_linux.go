@@ -9,6 +9,28 @@ import (
 	"github.com/ringwire/ringwire/ring"
 )
 
+// The loop's side of the timer wheel (wheel.go): Timer and StopTimer on the
+// loop thread, and fireTimers once per iteration. The wait in sleep carries
+// the time to the next due tick as its timeout.
+
+// Timer calls h.HandleCompletion(l, tag, cqe) on the loop at or after at
+// (normally within one Config.TimerTick), with a synthetic cqe whose UserData
+// is the TimerID and Res is -ETIME. Pending timers are discarded by Close.
+// Loop thread only.
+func (l *Loop) Timer(h Handler, tag uint64, at time.Time) TimerID {
+	id := l.wheel.add(h, tag, at)
+	l.st.liveTimers.Store(int64(l.wheel.count))
+	return id
+}
+
+// StopTimer cancels a pending timer and reports whether it was pending.
+// Loop thread only.
+func (l *Loop) StopTimer(id TimerID) bool {
+	ok := l.wheel.stop(id)
+	l.st.liveTimers.Store(int64(l.wheel.count))
+	return ok
+}
+
 func (l *Loop) fireTimers(now time.Time) {
 	if l.wheel.count == 0 {
 		l.wheel.now = l.wheel.currentTick(now)
@@ -31,22 +53,4 @@ func (l *Loop) fireTimers(now time.Time) {
 		}
 	}
 	l.st.liveTimers.Store(int64(l.wheel.count))
-}
-
-// Timer calls h.HandleCompletion(l, tag, cqe) on the loop at or after at
-// (normally within one Config.TimerTick), with a synthetic cqe whose UserData
-// is the TimerID and Res is -ETIME. Pending timers are discarded by Close.
-// Loop thread only.
-func (l *Loop) Timer(h Handler, tag uint64, at time.Time) TimerID {
-	id := l.wheel.add(h, tag, at)
-	l.st.liveTimers.Store(int64(l.wheel.count))
-	return id
-}
-
-// StopTimer cancels a pending timer and reports whether it was pending.
-// Loop thread only.
-func (l *Loop) StopTimer(id TimerID) bool {
-	ok := l.wheel.stop(id)
-	l.st.liveTimers.Store(int64(l.wheel.count))
-	return ok
 }
