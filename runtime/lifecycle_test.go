@@ -268,7 +268,11 @@ func TestCloseWithLiveMultishot(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &multishotSink{}
+	// The kernel reads a timespec when it prepares the request, at the
+	// loop's next enter, after the task has returned: both live on the heap,
+	// pinned until their operation's final CQE.
 	ts := &ring.Timespec{Nsec: int64(time.Millisecond)}
+	long := &ring.Timespec{Sec: 3600}
 	for _, l := range rt.Loops() {
 		a, b := socketpair(t)
 		call(t, l, func(l *Loop) {
@@ -290,8 +294,8 @@ func TestCloseWithLiveMultishot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sqe.PrepTimeout(&ring.Timespec{Sec: 3600}, 0, 0)
-			_ = id
+			sqe.PrepTimeout(long, 0, 0)
+			l.Pin(id, long)
 		})
 		if _, err := unix.Write(b, []byte("ping")); err != nil {
 			t.Fatal(err)
