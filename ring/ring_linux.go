@@ -205,7 +205,7 @@ func (r *Ring) Close() error {
 		// Before closed is set: Register refuses a closed ring. Without
 		// this the thread's registered-ring table keeps the ring alive
 		// until the thread exits. A failure (Close on another thread)
-		// leaves it to the thread's exit, as before.
+		// leaves the entry to be dropped when that thread exits.
 		_ = r.unregisterRingFD()
 	}
 	r.closed = true

@@ -48,9 +48,11 @@ type Config struct {
 	// own).
 	Buffers *bufring.Config
 	// Arena, if set, gives each loop a fixed-buffer arena (bufring.Arena):
-	// Loop.Arena. With Buffers too, both are registered as the ring's fixed
-	// buffers (bufring.RegisterFixed: group slab at index 0, arena at 1); a
-	// registration failure (RLIMIT_MEMLOCK) is logged, not fatal.
+	// Loop.Arena. The group's slab and the arena (whichever are set, in that
+	// order) get slots in the ring's fixed buffer table
+	// (bufring.RegisterFixedOnDemand), and each is registered on the first
+	// use of its fixed index; a registration failure (RLIMIT_MEMLOCK) is
+	// logged, not fatal: sends from that slab use plain addresses.
 	Arena *bufring.ArenaConfig
 	// Setup, if set, runs on each loop's thread after its ring exists and
 	// before any task: register files or buffers there, and hand what must be

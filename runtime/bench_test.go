@@ -97,10 +97,10 @@ func parallelRoundTrips(b *testing.B, budget time.Duration, newWaiter func() par
 // before posting the next. It reports io_uring_enter calls and producer
 // wakeup syscalls per operation. Target: at most 0.1 enters/op.
 //
-// An earlier version fed the 1000 goroutines one token at a time from the
-// benchmark goroutine, which then set the pace: under CPU contention it kept
-// far fewer than 1000 round trips in flight, and the loop, finding a few
-// tasks per iteration, entered the kernel for each small batch.
+// Each goroutine starts its next round trip itself: a single feeder
+// goroutine handing out tokens would set the pace, and under CPU contention
+// keep far fewer than 1000 round trips in flight, so that the loop, finding a
+// few tasks per iteration, would enter the kernel for each small batch.
 //
 // Each goroutine allocates its waiter once; at small -benchtime those 1000
 // setups show in B/op and allocs/op (0 allocs/op from 20000x up).
