@@ -43,8 +43,7 @@
 // Group.Lease counts that in [Stats].DryEnds. The loop releases
 // leases, calls [Group.Flush], and re-arms the receive once [Group.Available] is
 // non-zero; [Group.Starved] reports whether any receive ended that way since
-// the last [Group.Rearmed]. A [Rotation] over two or more groups re-arms on
-// another group at once while the starved one refills.
+// the last [Group.Rearmed].
 //
 // # Fixed buffers
 //

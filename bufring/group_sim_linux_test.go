@@ -343,31 +343,3 @@ func TestSimCorruptCQE(t *testing.T) {
 	}
 	l.Release()
 }
-
-func TestRotation(t *testing.T) {
-	a, ka := newSimGroup(t, &Config{GroupID: 1, Count: 2, Size: 64}, false)
-	b, _ := newSimGroup(t, &Config{GroupID: 2, Count: 4, Size: 64}, false)
-	rot := NewRotation(a, b)
-	if rot.Next() != a || rot.Group(2) != b || rot.Group(9) != nil {
-		t.Fatal("rotation does not start on the first group")
-	}
-	var held []Lease
-	for i := 0; i < 2; i++ {
-		c := ka.recv(10, false)
-		l, err := a.Lease(&c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-	}
-	if g := rot.Next(); g != b || rot.Rotations != 1 {
-		t.Fatalf("starved group a: Next gave group %d (rotations %d), want 2", g.ID(), rot.Rotations)
-	}
-	for _, l := range held {
-		l.Release()
-	}
-	rot.Flush()
-	if rot.Available() != 6 || rot.Next() != b {
-		t.Fatalf("available %d, current %d", rot.Available(), rot.Current().ID())
-	}
-}
