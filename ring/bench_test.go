@@ -11,27 +11,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nopImpl is one binding under BenchmarkNop; prep_giouring_test.go adds
-// giouring's under the giouring build tag.
-type nopImpl struct {
-	name string
-	run  func(b *testing.B, batch int)
-}
-
-var nopImpls = []nopImpl{{"ringwire", benchNopRingwire}}
-
-// benchFlags are ringwire's event-loop setup flags, used by every binding
-// under comparison.
+// benchFlags are ringwire's event-loop setup flags.
 const benchFlags = SetupSingleIssuer | SetupDeferTaskrun
 
 // BenchmarkNop measures a submit+complete round trip of batch NOPs: GetSQE and
 // prep per NOP, one io_uring_enter that submits and waits for the batch, then
-// reaping every CQE. Compare bindings with `benchstat -col /impl`.
+// reaping every CQE. bench/giouringref runs the same benchmark beside
+// giouring's (make bench-giouring); the names match.
 func BenchmarkNop(b *testing.B) {
 	for _, batch := range []int{1, 16, 128} {
-		for _, impl := range nopImpls {
-			b.Run(fmt.Sprintf("impl=%s/batch=%d", impl.name, batch), func(b *testing.B) { impl.run(b, batch) })
-		}
+		b.Run(fmt.Sprintf("impl=ringwire/batch=%d", batch), func(b *testing.B) { benchNopRingwire(b, batch) })
 	}
 }
 

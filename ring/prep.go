@@ -5,7 +5,7 @@ package ring
 // submission or, for async operations, until the final CQE: the caller keeps that
 // memory alive and unmoved (off-heap, or pinned with runtime.Pinner) until then.
 // Each helper mirrors the liburing function it names; the layout of every helper
-// that giouring also has is checked against it in prep_giouring_test.go.
+// that giouring also has is checked against it in bench/giouringref.
 
 import (
 	"unsafe"

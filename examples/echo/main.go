@@ -14,8 +14,8 @@
 // loop the SQEs, CQEs, io_uring_enter calls, wakeups, ENOBUFS... of the
 // runtime) and exits with status 0.
 //
-// The server itself lives in package echoserver, which cmd/ringbench also
-// runs as its ringwire-handler and ringwire-conn modes.
+// The server itself lives in package echoserver, which bench/cmd/ringbench
+// also runs as its ringwire-handler and ringwire-conn modes.
 package main
 
 import (

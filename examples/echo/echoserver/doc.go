@@ -2,8 +2,9 @@
 // ringwire's two APIs: the completion handler API of netio (APIHandler: every
 // received buffer is sent back as it is, with its lease, so no byte is
 // copied in user space) and the drop-in net.Listener (APIConn: a goroutine
-// per connection copying with Read and Write). cmd/ringbench runs it as its
-// "ringwire-handler" and "ringwire-conn" modes.
+// per connection copying with Read and Write). The benchmark program
+// (bench/cmd/ringbench) runs it as its "ringwire-handler" and
+// "ringwire-conn" modes.
 //
 // It uses only ringwire's public packages (netio, runtime) and is small
 // enough to read as a tutorial: server_linux.go holds both variants.

@@ -1,9 +1,9 @@
 // Package rtptest generates and checks RTP traffic for the RTP relay example
 // and holds the end-to-end tests every relay transport must pass.
 //
-// A Sender sends a Stream of G.711-shaped packets marshalled with pion/rtp
-// (12-byte header and 160 payload bytes derived from the SSRC and sequence
-// number, at a 20 ms cadence or faster), optionally mixed with other
+// A Sender sends a Stream of G.711-shaped packets (12-byte RTP header and 160
+// payload bytes derived from the SSRC and sequence number, at a 20 ms cadence
+// or faster), optionally mixed with other
 // datagrams (Malformed, RTCPCompound). A Receiver checks that every sequence
 // number of its Stream arrives exactly once, in order, with its payload
 // intact. RunSuite runs the relay tests against any relay given a StartFunc;

@@ -2,14 +2,13 @@ package rtptest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/pion/rtp"
 
 	"github.com/ringwire/ringwire/examples/rtprelay/rtpcheck"
 )
@@ -52,23 +51,24 @@ func (s *Stream) payloadLen() int {
 	return s.PayloadLen
 }
 
-// Packet returns packet k (0-based) of the stream, marshalled with pion/rtp:
-// sequence FirstSeq+k, timestamp 160×k (one 20 ms G.711 frame per packet),
-// the marker bit on the first packet, and FillPayload's payload.
+// Packet returns packet k (0-based) of the stream: a 12-byte RTP header
+// (RFC 3550 section 5.1: version 2, no padding, extension or CSRC) with
+// sequence FirstSeq+k, timestamp 160×k (one 20 ms G.711 frame per packet) and
+// the marker bit on the first packet, then FillPayload's payload.
+// bench/rtpinterop checks these bytes against pion/rtp's Marshal.
 func (s *Stream) Packet(k int) []byte {
 	seq := s.FirstSeq + uint16(k)
-	p := rtp.Packet{
-		Header: rtp.Header{
-			Version: 2, Marker: k == 0, PayloadType: s.PayloadType,
-			SequenceNumber: seq, Timestamp: uint32(k) * G711PayloadLen, SSRC: s.SSRC,
-		},
-		Payload: make([]byte, s.payloadLen()),
+	b := make([]byte, 12, 12+s.payloadLen())
+	b[0] = 2 << 6
+	b[1] = s.PayloadType & 0x7f
+	if k == 0 {
+		b[1] |= 0x80
 	}
-	FillPayload(p.Payload, s.SSRC, seq)
-	b, err := p.Marshal()
-	if err != nil {
-		panic("rtptest: pion marshal of a plain packet failed: " + err.Error())
-	}
+	binary.BigEndian.PutUint16(b[2:], seq)
+	binary.BigEndian.PutUint32(b[4:], uint32(k)*G711PayloadLen)
+	binary.BigEndian.PutUint32(b[8:], s.SSRC)
+	b = b[:12+s.payloadLen()]
+	FillPayload(b[12:], s.SSRC, seq)
 	return b
 }
 
