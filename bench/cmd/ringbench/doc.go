@@ -10,10 +10,16 @@
 // descriptors, not a thousand goroutines. It measures its own CPU with getrusage
 // and reports when it, rather than the server, was the bottleneck.
 //
+// With -out, stdout gets a compact table (per row and mode: msgs/s, p99,
+// server CPU and syscalls per message, RSS, ratios to the baselines, and a
+// one-line verdict per row) and the paths of the files written; the full
+// table (every column) goes to the -out file. Without -out, stdout gets the
+// full table.
+//
 // Usage:
 //
-//	ringbench -preset demo -pin -png demo.png      # about a minute; servers on CPU 0, load on CPU 1 (2 CPUs)
-//	ringbench -preset full -out bench.md           # every combination
+//	ringbench -preset demo -pin -out demo.md -png demo.png   # about a minute; servers on CPU 0, load on CPU 1 (2 CPUs)
+//	ringbench -preset full -out bench.md                     # every combination
 //	ringbench -modes gonet,gnet -conns 64 -depth 16 -size 64 -duration 2s -rounds 3
 //	ringbench relay -streams 100 -pps 50           # only the UDP relay rows
 //	ringbench serve -mode gnet -addr 127.0.0.1:0   # one echo server, for debugging

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -93,7 +94,7 @@ func runBench(args []string, stdout, stderr io.Writer, relayOnly bool) error {
 	perf := fs.String("perf", "auto", "count server syscalls with perf stat: auto, on or off")
 	baseline := fs.String("baseline", "gonet,gnet", "modes to give ratios against, comma-separated")
 	maxMsgs := fs.Int64("max-msgs", 50_000_000, "bound on messages per cell")
-	out := fs.String("out", "", "also write the Markdown table to this file")
+	out := fs.String("out", "", "write the full Markdown table to this file, and print only the compact table (and the files' paths) on stdout")
 	png := fs.String("png", "", "write a PNG bar chart to this file")
 	jsonOut := fs.String("json", "", "write the rows as JSON to this file")
 	quiet := fs.Bool("q", false, "no per-cell progress lines on stderr")
@@ -227,7 +228,7 @@ func runBench(args []string, stdout, stderr io.Writer, relayOnly bool) error {
 
 	cells := runAll(cfg)
 	rows := aggregate(cells)
-	writeMarkdown(stdout, cfg, rows)
+	var files []string
 	if *out != "" {
 		f, err := os.Create(*out)
 		if err != nil {
@@ -237,15 +238,26 @@ func runBench(args []string, stdout, stderr io.Writer, relayOnly bool) error {
 		if err := f.Close(); err != nil {
 			return err
 		}
+		files = append(files, "full table: "+absPath(*out))
 	}
 	if *jsonOut != "" {
 		if err := writeJSON(*jsonOut, cfg, rows); err != nil {
 			return err
 		}
+		files = append(files, "JSON: "+absPath(*jsonOut))
 	}
 	if *png != "" {
 		if err := writeChart(*png, cfg, rows); err != nil {
 			return err
+		}
+		files = append(files, "chart: "+absPath(*png))
+	}
+	if *out != "" {
+		writeCompact(stdout, cfg, rows, files)
+	} else {
+		writeMarkdown(stdout, cfg, rows)
+		for _, f := range files {
+			fmt.Fprintln(stdout, f)
 		}
 	}
 	var errs []error
@@ -255,6 +267,14 @@ func runBench(args []string, stdout, stderr io.Writer, relayOnly bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// absPath is path made absolute, for printing where a file went.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
 
 func pickModes(flagVal string, all []string) ([]string, error) {

@@ -88,10 +88,12 @@ func positive(t *testing.T, row map[string]string, cols ...string) {
 }
 
 // TestSmokeGoNetGnet runs one tiny bounded TCP row against gonet and gnet, and
-// one tiny relay row, through the real subprocess path, and checks the table.
+// one tiny relay row, through the real subprocess path, and checks the full
+// table in the -out file, the compact table on stdout, and the chart.
 func TestSmokeGoNetGnet(t *testing.T) {
 	dir := t.TempDir()
 	chart := filepath.Join(dir, "chart.png")
+	full := filepath.Join(dir, "full.md")
 	var out, errb bytes.Buffer
 	start := time.Now()
 	err := realMain([]string{
@@ -99,7 +101,7 @@ func TestSmokeGoNetGnet(t *testing.T) {
 		"-conns", "2", "-depth", "1", "-size", "64",
 		"-relay", "-streams", "2", "-pps", "1000",
 		"-duration", "200ms", "-warmup", "50ms", "-rounds", "1",
-		"-png", chart,
+		"-png", chart, "-out", full,
 	}, &out, &errb)
 	if err != nil {
 		t.Fatalf("ringbench: %v\nstderr:\n%s\nstdout:\n%s", err, errb.String(), out.String())
@@ -107,7 +109,20 @@ func TestSmokeGoNetGnet(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("tiny run took %v", d)
 	}
-	md := out.String()
+	compact := out.String()
+	for _, want := range []string{"full table: " + full, "chart: " + chart, "\n2c pp 64B\n", "  → least server CPU per msg: ", "\nudp 2x1000pps\n"} {
+		if !strings.Contains(compact, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, compact)
+		}
+	}
+	if strings.Contains(compact, "| --- |") {
+		t.Errorf("stdout holds the full Markdown table:\n%s", compact)
+	}
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
 	for _, want := range []string{"Machine:", "Go: go", "Linux"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("header lacks %q", want)
@@ -267,5 +282,65 @@ func TestReportSelfReportedSyscalls(t *testing.T) {
 	}
 	if got := rows[0]["srv RSS MiB"]; got != "2.00" {
 		t.Errorf("RSS = %q, want 2.00", got)
+	}
+}
+
+// TestCompactTable checks the terminal summary on made-up rows: one block per
+// row with its modes aligned, the ratios to the baselines, and a verdict that
+// names the mode with the least server CPU per message and, when the load
+// generator saturated, says so.
+func TestCompactTable(t *testing.T) {
+	mk := func(row, mode string, msgs int64, srv time.Duration, lgCPU time.Duration) cellResult {
+		c := cellResult{
+			Row: row, Mode: mode, Msgs: msgs, Elapsed: time.Second, Window: time.Second,
+			SrvCPU: srv, SrvRSSKiB: 8192, SrvSyscalls: msgs * 2, SrvUring: -1, SelfSys: -1, RelayFwd: -1,
+			LoadCPU: lgCPU, LoadCores: 1, SrvCores: 1,
+		}
+		c.Hist.record(100 * time.Microsecond)
+		return c
+	}
+	cells := []cellResult{
+		mk("1000c pp 64B", "gonet", 70_000, 700*time.Millisecond, 990*time.Millisecond),
+		mk("1000c pp 64B", "gnet", 65_000, 650*time.Millisecond, 990*time.Millisecond),
+		mk("1000c pp 64B", "ringwire-handler", 70_000, 350*time.Millisecond, 990*time.Millisecond),
+		mk("1c pp 64B", "gonet", 10_000, 500*time.Millisecond, 300*time.Millisecond),
+		mk("1c pp 64B", "gnet", 20_000, 400*time.Millisecond, 300*time.Millisecond),
+		mk("1c pp 64B", "ringwire-handler", 15_000, 450*time.Millisecond, 300*time.Millisecond),
+	}
+	cfg := &benchConfig{
+		Preset: "demo", Rounds: 1, Duration: time.Second, EchoModes: []string{"gonet", "gnet", "ringwire-handler"},
+		Baselines: []string{"gonet", "gnet"}, PerfWhy: "test", ServerCPUs: []int{0}, ClientCPUs: []int{1},
+	}
+	rows := aggregate(cells)
+	var b bytes.Buffer
+	writeCompact(&b, cfg, rows, []string{"full table: /tmp/x.md"})
+	got := b.String()
+	lines := strings.Split(got, "\n")
+	find := func(prefix string) string {
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Fatalf("no line starting %q in:\n%s", prefix, got)
+		return ""
+	}
+	if l := find("TCP echo"); !strings.Contains(l, "msgs/s ×gonet") || !strings.Contains(l, "µs/msg ×gnet") {
+		t.Errorf("header %q", l)
+	}
+	// ringwire-handler in the first row: 5 µs/msg against gonet's 10 and gnet's 10.
+	handler := strings.Fields(find("  ringwire-handler"))
+	if want := []string{"ringwire-handler", "70000", fus(rows[2].P99), "5.00", "2.00", "8.00", "1.00", "1.08", "0.50", "0.50"}; strings.Join(handler, " ") != strings.Join(want, " ") {
+		t.Errorf("ringwire-handler line %q, want %q", handler, want)
+	}
+	if v := find("  → least server CPU per msg: ringwire-handler (5.00 µs, 0.50× gonet, 0.50× gnet)"); !strings.Contains(v, "load generator saturated") {
+		t.Errorf("first row's verdict does not say the load generator saturated: %q", v)
+	}
+	if v := find("  → least server CPU per msg: gnet (20.0 µs, 0.40× gonet)"); !strings.Contains(v, "most msgs/s: gnet") || strings.Contains(v, "load generator saturated") {
+		t.Errorf("second row's verdict %q", v)
+	}
+	find("full table: /tmp/x.md")
+	if strings.Count(got, "\n1000c pp 64B\n") != 1 || strings.Count(got, "\n1c pp 64B\n") != 1 {
+		t.Errorf("want one block per row:\n%s", got)
 	}
 }
