@@ -219,7 +219,7 @@ type Stats struct {
 	// Strays counts CQEs whose user_data matched no live operation.
 	Strays uint64
 	// Yields counts the loop's passes through the Go scheduler (every 5ms
-	// of activity; see docs/DESIGN.md, "The loop and sysmon").
+	// of activity; see docs/decisions/2026-11-26-loop-yield-for-sysmon.md).
 	Yields uint64
 	// LiveOps is the number of op records in use (mailboxes included, the
 	// runtime's own doorbell and acknowledgement records not);

@@ -62,7 +62,8 @@
 // about to sleep; while the loop is busy, posting costs a few atomic
 // operations and no syscall.
 // Waiter is the matching primitive for the way back: a goroutine parks in
-// Wait, the loop calls Wake from a Handler. docs/DESIGN.md records the
+// Wait, the loop calls Wake from a Handler.
+// docs/decisions/2026-11-26-hand-off-doorbell-and-parking.md records the
 // alternatives measured for both directions and why these won.
 //
 // # Timers

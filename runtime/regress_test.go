@@ -458,7 +458,8 @@ func TestTimerRearmedFromItsHandler(t *testing.T) {
 // milliseconds. Without it sysmon counted the loop goroutine as a 10ms hog
 // and took its P in every wait, and each return from a wait woke sysmon from
 // its deep sleep: 1.5 syscalls per datagram in the 100-stream relay at 50
-// packets/s, 0.6 with the yield (ringbench, see docs/DESIGN.md).
+// packets/s, 0.6 with the yield (ringbench; see
+// docs/decisions/2026-11-26-loop-yield-for-sysmon.md).
 func TestBusyLoopYields(t *testing.T) {
 	rt := newRuntime(t, &Config{Loops: 1})
 	l := rt.Loops()[0]

@@ -13,12 +13,14 @@ import (
 // goroutine at a time may Wait; any goroutine may Wake.
 //
 // Parking is a buffered channel of one token: of the mechanisms measured in
-// docs/DESIGN.md (channel, sync.Cond, a WaitGroup as a semaphore, spinning)
-// it gave the best throughput with many goroutines waiting and never blocks
-// the loop. NewWaiterSpin adds a short yielding spin before parking, which
-// nearly halves the latency of a lone request-response on an idle machine
-// and costs throughput under load. A Waiter allocates nothing after it is
-// made.
+// docs/decisions/2026-11-26-hand-off-doorbell-and-parking.md (channel,
+// sync.Cond, a WaitGroup as a semaphore, spinning) it gave the best
+// throughput with many goroutines waiting and never blocks the loop.
+// NewWaiterSpin adds a short yielding spin before parking, which nearly
+// halves the latency of a lone request-response on an idle machine and costs
+// throughput under load. A Waiter allocates nothing after it is made. netio
+// does not use it (its connections have their own signal channels); it is
+// the runtime API's primitive for the way back.
 type Waiter struct {
 	state atomic.Uint32 // waiterIdle, waiterWoken, waiterParked
 	spins int
