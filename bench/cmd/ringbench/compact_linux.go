@@ -51,7 +51,7 @@ func writeCompact(w io.Writer, cfg *benchConfig, rows []*aggRow, files []string)
 				cells = append(cells, ratioTo(r, findMode(row, b), func(a *aggRow) float64 { return a.SrvUsPer }))
 			}
 			return cells
-		}, func(row []*aggRow) string { return verdict(row, bases, "msg", "msgs/s") })
+		}, func(row []*aggRow) string { return verdict(row, bases, "server", "msg", "msgs/s") })
 	}
 	if len(udp) > 0 {
 		bases := presentBaselines([]string{"gorelay", "udpconn"}, udp)
@@ -68,7 +68,7 @@ func writeCompact(w io.Writer, cfg *benchConfig, rows []*aggRow, files []string)
 				cells = append(cells, ratioTo(r, findMode(row, b), func(a *aggRow) float64 { return a.SrvUsPer }))
 			}
 			return cells
-		}, func(row []*aggRow) string { return verdict(row, bases, "pkt", "pkt/s") })
+		}, func(row []*aggRow) string { return verdict(row, bases, "relay", "pkt", "pkt/s") })
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "srv µs/msg: the server process's CPU time per message; srv sys/msg: its syscalls per message (perf); ×M: ratio to mode M in the same row.")
@@ -161,11 +161,11 @@ func ratioTo(r, base *aggRow, f func(*aggRow) float64) string {
 	return ratio(f(r), f(base))
 }
 
-// verdict is one line on a row: which mode cost the server the least CPU per
-// unit, against the baselines; which moved the most; and what limited the
-// row (when the load generator saturated, msgs/s measures it more than the
-// server). Relay rows name any mode that lost packets.
-func verdict(row []*aggRow, bases []string, unit, rate string) string {
+// verdict is one line on a row: which mode cost the server (who) the least
+// CPU per unit, against the baselines; which moved the most; and what
+// limited the row (when the load generator saturated, msgs/s measures it more
+// than the server). Relay rows name any mode that lost packets.
+func verdict(row []*aggRow, bases []string, who, unit, rate string) string {
 	var cheapest, fastest *aggRow
 	for _, r := range row {
 		if r.Rounds == 0 {
@@ -188,7 +188,7 @@ func verdict(row []*aggRow, bases []string, unit, rate string) string {
 			vs = append(vs, ratio(cheapest.SrvUsPer, br.SrvUsPer)+"× "+b)
 		}
 	}
-	least := fmt.Sprintf("least server CPU per %s: %s (%s µs", unit, cheapest.Mode, fnum(cheapest.SrvUsPer))
+	least := fmt.Sprintf("least %s CPU per %s: %s (%s µs", who, unit, cheapest.Mode, fnum(cheapest.SrvUsPer))
 	if len(vs) > 0 {
 		least += ", " + strings.Join(vs, ", ")
 	}
