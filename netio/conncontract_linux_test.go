@@ -429,7 +429,7 @@ type sockopts struct {
 func sockoptsOf(t *testing.T, c net.Conn) sockopts {
 	t.Helper()
 	var o sockopts
-	err := c.(*tcpConn).onLoop("get", func(fd int) error {
+	err := c.(*netTCPConn).fd.control(func(fd int) error {
 		var err error
 		get := func(level, opt int) int {
 			v, e := unix.GetsockoptInt(fd, level, opt)
@@ -551,7 +551,7 @@ func TestPackageFunctionsNetworks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			if _, ok := ln.(*tcpListener); !ok {
+			if _, ok := ln.(*netTCPListener); !ok {
 				t.Fatalf("Listen returned %T, want netio's listener", ln)
 			}
 			go echoServe(ln)
@@ -567,7 +567,7 @@ func TestPackageFunctionsNetworks(t *testing.T) {
 				if err != nil {
 					t.Fatalf("dial #%d: %v", i, err)
 				}
-				if _, ok := c.(*tcpConn); !ok {
+				if _, ok := c.(*netTCPConn); !ok {
 					t.Fatalf("dial #%d returned %T, want netio's conn", i, c)
 				}
 				la, ra := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
@@ -595,7 +595,7 @@ func TestPackageFunctionsNetworks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pc.Close()
-			if _, ok := pc.(*packetConn); !ok {
+			if _, ok := pc.(*netUDPConn); !ok {
 				t.Fatalf("ListenPacket returned %T, want netio's packet conn", pc)
 			}
 			if la := pc.LocalAddr().(*net.UDPAddr); (la.IP.To4() == nil) != tt.v6 {
@@ -621,7 +621,7 @@ func TestPackageFunctionsNetworks(t *testing.T) {
 				if err != nil {
 					t.Fatalf("dial #%d: %v", i, err)
 				}
-				if _, ok := c.(*packetConn); !ok {
+				if _, ok := c.(*netUDPConn); !ok {
 					t.Fatalf("dial #%d returned %T, want netio's packet conn", i, c)
 				}
 				if ra := c.RemoteAddr().(*net.UDPAddr); ra.String() != pc.LocalAddr().String() {
@@ -696,7 +696,7 @@ func TestDefaultRuntimeStartsOnFirstUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if !loopOf(rt, c.(*tcpConn).l) {
+	if !loopOf(rt, c.(*netTCPConn).fd.owner.l) {
 		t.Fatal("Dial's connection is not on the default runtime")
 	}
 	pc, err := ListenPacket("udp", "127.0.0.1:0")
@@ -704,7 +704,7 @@ func TestDefaultRuntimeStartsOnFirstUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	if !loopOf(rt, pc.(*packetConn).l) {
+	if !loopOf(rt, pc.(*netUDPConn).fd.owner.l) {
 		t.Fatal("ListenPacket's socket is not on the default runtime")
 	}
 }

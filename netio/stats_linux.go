@@ -28,6 +28,7 @@ func StatsOf(rt *runtime.Runtime) Stats {
 		s.Accepted += c.accepted.Load()
 		s.AcceptErrors += c.acceptErrs.Load()
 		s.Truncated += c.truncated.Load()
+		s.Spliced += c.spliced.Load()
 	}
 	return s
 }
