@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv("NETIO_TEST_DIALER"); spec != "" {
 		os.Exit(dialerChild(spec))
 	}
+	if spec := os.Getenv(listenChildEnv); spec != "" {
+		os.Exit(listenChild(spec))
+	}
 	code := m.Run()
 	if err := CloseDefault(); err != nil {
 		fmt.Fprintln(os.Stderr, "CloseDefault:", err)

@@ -245,6 +245,9 @@ func (ln *netTCPListener) accept() (*netTCPConn, error) {
 		err = os.NewSyscallError("accept4", aerr)
 	}
 	if err != nil {
+		if aerr != nil && ln.fd.owner != nil {
+			ln.fd.owner.stats.acceptErrs.Add(1)
+		}
 		return nil, ln.fd.opErr("accept", "accept4", nil, ln.fd.laddr, err)
 	}
 	set, err := setFor(ln.rt, nil)
@@ -256,6 +259,7 @@ func (ln *netTCPListener) accept() (*netTCPConn, error) {
 	if err != nil {
 		return nil, ln.fd.opErr("accept", "", nil, ln.fd.laddr, err)
 	}
+	set.stats.accepted.Add(1)
 	remote, _ := sockaddr.FromUnix(peer)
 	fd.fillAddrs(remote)
 	_ = setupTCP(fd, ln.keepAlive, ln.keepAliveConfig) // as package net, errors ignored

@@ -64,7 +64,28 @@ var (
 	availOnce   sync.Once
 	availErr    error
 	forceLog    atomic.Bool
+	unavailLog  atomic.Bool
 )
+
+// ErrForcedFallback is FallbackReason's answer when Config.ForceFallback
+// is set.
+var ErrForcedFallback = errors.New("netio: Config.ForceFallback is set")
+
+// FallbackReason reports why the net face (Listen, Dial, ListenPacket and
+// ListenConfig and Dialer with cfg; nil: defaults) returns package net's
+// objects instead of its own: nil when it does not, ErrForcedFallback, or
+// why io_uring is unavailable here (ring.Available's error: the kernel,
+// a seccomp profile such as Docker's default, kernel.io_uring_disabled).
+// Programs print it at start so that a fallback is never silent.
+func FallbackReason(cfg *Config) error {
+	if cfg != nil && cfg.ForceFallback {
+		return ErrForcedFallback
+	}
+	availOnce.Do(probeAvailable)
+	return availErr
+}
+
+func probeAvailable() { availErr = availableFn() }
 
 // fallback reports whether to use package net, logging the reason once.
 func fallback(cfg *Config) bool {
@@ -74,12 +95,10 @@ func fallback(cfg *Config) bool {
 		}
 		return true
 	}
-	availOnce.Do(func() {
-		availErr = availableFn()
-		if availErr != nil {
-			cfg.Logger.Warn("netio: io_uring unavailable, using package net", zap.Error(availErr))
-		}
-	})
+	availOnce.Do(probeAvailable)
+	if availErr != nil && unavailLog.CompareAndSwap(false, true) {
+		cfg.Logger.Warn("netio: io_uring unavailable, using package net", zap.Error(availErr))
+	}
 	return availErr != nil
 }
 
