@@ -34,6 +34,8 @@ func echoServe(ln net.Listener) {
 
 // BenchmarkConnEcho is a 64-byte echo round trip over the net.Conn face
 // (netio on both ends) beside package net on both ends, in the same run.
+// Package net listens on plain TCP, as netio does: its default listener is
+// MPTCP since Go 1.24, which costs more per message.
 func BenchmarkConnEcho(b *testing.B) {
 	needRing(b)
 	for _, impl := range []struct {
@@ -42,7 +44,7 @@ func BenchmarkConnEcho(b *testing.B) {
 		dial   func(string, string) (net.Conn, error)
 	}{
 		{name: "impl=netio", listen: Listen, dial: Dial},
-		{name: "impl=gonet", listen: net.Listen, dial: net.Dial},
+		{name: "impl=gonet", listen: plainTCPListen, dial: net.Dial},
 	} {
 		b.Run(impl.name, func(b *testing.B) {
 			ln, err := impl.listen("tcp", "127.0.0.1:0")
@@ -238,4 +240,11 @@ func BenchmarkPacketEcho(b *testing.B) {
 			}
 		})
 	}
+}
+
+// plainTCPListen is net.Listen without MPTCP.
+func plainTCPListen(network, address string) (net.Listener, error) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	return lc.Listen(context.Background(), network, address)
 }

@@ -52,32 +52,36 @@ type openSpec struct {
 	set       *sockSet
 }
 
-// open creates the socket, wraps it in a netFD in set, runs Control and
-// binds it. On error everything is closed.
-func (sp *openSpec) open(ctx context.Context) (*netFD, error) {
+// open creates the socket and sets it up (setup, when set, runs on the raw
+// fd before anyone else can see it), wraps it in fd, joins set, runs
+// Control and binds it. On error the socket is closed.
+func (sp *openSpec) open(ctx context.Context, fd *netFD, setup func(s int)) error {
 	sotype := unix.SOCK_DGRAM
 	if sp.k.stream {
 		sotype = unix.SOCK_STREAM
 	}
 	s, err := newSocket(sp.family, sotype, sp.v6only)
 	if err != nil {
-		return nil, err
-	}
-	fd, err := newNetFD(s, sp.family, sp.network, sp.set)
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*netFD, error) {
-		_ = fd.Close()
-		return nil, err
+		return err
 	}
 	if sp.listening {
-		if err := fd.setsockoptInt(unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-			return fail(err)
+		if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			_ = unix.Close(s)
+			return os.NewSyscallError("setsockopt", err)
 		}
 	}
+	if setup != nil {
+		setup(s)
+	}
+	if err := fd.init(s, sp.family, sp.network, sp.set); err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		_ = fd.Close()
+		return err
+	}
 	if sp.ctrl != nil {
-		if err := sp.ctrl(ctx, ctrlNetwork(sp.network, sp.family), sp.ctrlFor, &rawConn{fd}); err != nil {
+		if err := sp.ctrl(ctx, ctrlNetwork(sp.network, sp.family), sp.ctrlFor, &rawConn{fd: fd, rc: fd.raw()}); err != nil {
 			return fail(err)
 		}
 	}
@@ -90,7 +94,7 @@ func (sp *openSpec) open(ctx context.Context) (*netFD, error) {
 			return fail(err)
 		}
 	}
-	return fd, nil
+	return nil
 }
 
 // setFor returns the socket set of the loop a new net-face socket belongs
@@ -103,26 +107,13 @@ func setFor(rt *runtime.Runtime, l *runtime.Loop) (*sockSet, error) {
 	return socketSet(l)
 }
 
-// fillAddrs sets the netFD's addresses from the kernel (getsockname) and,
-// for a connected socket, from the peer address dialed.
+// fillAddrs records the socket's local address (getsockname) and, for a
+// connected socket, the peer address dialed.
 func (fd *netFD) fillAddrs(peer netip.AddrPort) {
-	var local netip.AddrPort
 	_ = fd.control(func(s int) error {
-		var err error
-		local, err = localAddr(s)
-		return err
+		fd.setAddrs(s, peer)
+		return nil
 	})
-	if fd.net[0] == 't' {
-		fd.laddr = net.TCPAddrFromAddrPort(local)
-		if peer.IsValid() {
-			fd.raddr = net.TCPAddrFromAddrPort(peer)
-		}
-		return
-	}
-	fd.laddr = net.UDPAddrFromAddrPort(local)
-	if peer.IsValid() {
-		fd.raddr = net.UDPAddrFromAddrPort(peer)
-	}
 }
 
 // Listen announces on the local address, as net.ListenConfig.Listen does.
@@ -155,8 +146,9 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 		network: network, k: k, family: family, v6only: v6only,
 		laddr: ap, bind: true, listening: true, ctrl: lc.control(), ctrlFor: address, set: set,
 	}
-	fd, err := sp.open(ctx)
-	if err != nil {
+	ln := &netTCPListener{fd: &netFD{}, rt: lc.Runtime, keepAlive: lc.KeepAlive, keepAliveConfig: lc.KeepAliveConfig}
+	fd := ln.fd
+	if err := sp.open(ctx, fd, nil); err != nil {
 		return fail(err)
 	}
 	backlog := cfg.Backlog
@@ -168,7 +160,8 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 		return fail(err)
 	}
 	fd.fillAddrs(netip.AddrPort{})
-	return &netTCPListener{fd: fd, rt: lc.Runtime, keepAlive: lc.KeepAlive, keepAliveConfig: lc.KeepAliveConfig}, nil
+	ln.rc = fd.raw()
+	return ln, nil
 }
 
 // netListenConfig is lc as package net's, for the fallback.
@@ -193,6 +186,7 @@ func (lc *ListenConfig) control() control {
 // each accepted connection joins the socket set of the runtime's next loop.
 type netTCPListener struct {
 	fd              *netFD
+	rc              syscall.RawConn // fd's, for Accept
 	rt              *runtime.Runtime
 	keepAlive       time.Duration
 	keepAliveConfig net.KeepAliveConfig
@@ -218,7 +212,7 @@ func (ln *netTCPListener) AcceptTCP() (*net.TCPConn, error) {
 	defer f.Close()
 	nc, err := net.FileConn(f)
 	if err != nil {
-		return nil, ln.fd.opErr("accept", "", nil, ln.fd.laddr, err)
+		return nil, ln.fd.opErr("accept", "", nil, ln.fd.laddr(), err)
 	}
 	return nc.(*net.TCPConn), nil
 }
@@ -227,7 +221,7 @@ func (ln *netTCPListener) accept() (*netTCPConn, error) {
 	var s int
 	var peer unix.Sockaddr
 	var aerr error
-	err := ln.fd.rc.Read(func(fd uintptr) bool {
+	err := ln.rc.Read(func(fd uintptr) bool {
 		for {
 			s, peer, aerr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 			switch aerr {
@@ -244,43 +238,44 @@ func (ln *netTCPListener) accept() (*netTCPConn, error) {
 	if err == nil && aerr != nil {
 		err = os.NewSyscallError("accept4", aerr)
 	}
+	laddr := ln.fd.laddr()
 	if err != nil {
 		if aerr != nil && ln.fd.owner != nil {
 			ln.fd.owner.stats.acceptErrs.Add(1)
 		}
-		return nil, ln.fd.opErr("accept", "accept4", nil, ln.fd.laddr, err)
+		return nil, ln.fd.opErr("accept", "accept4", nil, laddr, err)
 	}
 	set, err := setFor(ln.rt, nil)
 	if err != nil {
 		_ = unix.Close(s)
-		return nil, ln.fd.opErr("accept", "", nil, ln.fd.laddr, err)
+		return nil, ln.fd.opErr("accept", "", nil, laddr, err)
 	}
-	fd, err := newNetFD(s, ln.fd.family, ln.fd.net, set)
-	if err != nil {
-		return nil, ln.fd.opErr("accept", "", nil, ln.fd.laddr, err)
+	setupTCP(s, ln.keepAlive, ln.keepAliveConfig)
+	remote, _ := sockaddr.FromUnix(peer)
+	c := &netTCPConn{}
+	c.fd.setAddrs(s, remote)
+	if err := c.fd.init(s, ln.fd.family, ln.fd.net, set); err != nil {
+		return nil, ln.fd.opErr("accept", "", nil, laddr, err)
 	}
 	set.stats.accepted.Add(1)
-	remote, _ := sockaddr.FromUnix(peer)
-	fd.fillAddrs(remote)
-	_ = setupTCP(fd, ln.keepAlive, ln.keepAliveConfig) // as package net, errors ignored
-	return &netTCPConn{fd: fd}, nil
+	return c, nil
 }
 
 // Close stops listening; a blocked Accept returns net.ErrClosed. Accepted
 // connections stay open.
 func (ln *netTCPListener) Close() error {
 	if err := ln.fd.Close(); err != nil {
-		return ln.fd.opErr("close", "close", nil, ln.fd.laddr, err)
+		return ln.fd.opErr("close", "close", nil, ln.fd.laddr(), err)
 	}
 	return nil
 }
 
 // Addr returns the listener's address.
-func (ln *netTCPListener) Addr() net.Addr { return ln.fd.laddr }
+func (ln *netTCPListener) Addr() net.Addr { return ln.fd.laddr() }
 
 // SetDeadline sets the deadline for Accept.
 func (ln *netTCPListener) SetDeadline(t time.Time) error {
-	return ln.fd.opErr("set", "", nil, ln.fd.laddr, ln.fd.f.SetDeadline(t))
+	return ln.fd.opErr("set", "", nil, ln.fd.laddr(), ln.fd.f.SetDeadline(t))
 }
 
 // SyscallConn returns a raw connection to the listening socket.
@@ -290,7 +285,7 @@ func (ln *netTCPListener) SyscallConn() (syscall.RawConn, error) { return ln.fd.
 func (ln *netTCPListener) File() (*os.File, error) {
 	f, err := ln.fd.File()
 	if err != nil {
-		return nil, ln.fd.opErr("file", "", nil, ln.fd.laddr, err)
+		return nil, ln.fd.opErr("file", "", nil, ln.fd.laddr(), err)
 	}
 	return f, nil
 }
@@ -420,8 +415,18 @@ func (d *Dialer) dialOne(ctx context.Context, set *sockSet, network string, k ne
 		network: network, k: k, family: family,
 		laddr: local, bind: bind, ctrl: d.control(), ctrlFor: ap.String(), set: set,
 	}
-	fd, err := sp.open(ctx)
-	if err != nil {
+	var fd *netFD
+	var c net.Conn
+	var setup func(s int)
+	if k.stream {
+		tc := &netTCPConn{}
+		fd, c = &tc.fd, tc
+		setup = func(s int) { setupTCP(s, d.KeepAlive, d.KeepAliveConfig) }
+	} else {
+		uc := &netUDPConn{}
+		fd, c = &uc.fd, uc
+	}
+	if err := sp.open(ctx, fd, setup); err != nil {
 		return fail(err)
 	}
 	if err := fd.connect(ctx, ap); err != nil {
@@ -429,11 +434,10 @@ func (d *Dialer) dialOne(ctx context.Context, set *sockSet, network string, k ne
 		return fail(err)
 	}
 	fd.fillAddrs(ap)
-	if !k.stream {
-		return newNetUDPConn(fd), nil
+	if uc, ok := c.(*netUDPConn); ok {
+		uc.start()
 	}
-	_ = setupTCP(fd, d.KeepAlive, d.KeepAliveConfig) // as package net, errors ignored
-	return &netTCPConn{fd: fd}, nil
+	return c, nil
 }
 
 // aLongTimeAgo is a deadline in the past, to interrupt a wait.
@@ -482,7 +486,7 @@ func (fd *netFD) connect(ctx context.Context, ap netip.AddrPort) error {
 		}()
 	}
 	var serr error
-	err = fd.rc.Write(func(s uintptr) bool {
+	err = fd.raw().Write(func(s uintptr) bool {
 		v, err := unix.GetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_ERROR)
 		if err != nil {
 			serr = err

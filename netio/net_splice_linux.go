@@ -68,7 +68,7 @@ func endpointOf(v any) (endpoint, uint32) {
 	var e endpoint
 	switch c := v.(type) {
 	case *netTCPConn:
-		e = endpoint{rc: c.fd.rc, own: c.fd}
+		e = endpoint{rc: c.fd.raw(), own: &c.fd}
 	case syscallConner:
 		rc, err := c.SyscallConn()
 		if err != nil || rc == nil {
@@ -111,7 +111,7 @@ func (c *netTCPConn) readFrom(r io.Reader) (int64, error) {
 		}
 	}
 	from, kind := endpointOf(src)
-	dst := endpoint{rc: c.fd.rc, own: c.fd}
+	dst := endpoint{rc: c.fd.raw(), own: &c.fd}
 	var n int64
 	var err error
 	switch kind {
@@ -135,7 +135,7 @@ func (c *netTCPConn) writeTo(w io.Writer) (int64, error) {
 	if kind != unix.S_IFSOCK {
 		return io.Copy(w, readerOnly{c})
 	}
-	n, err := spliceStream(to, endpoint{rc: c.fd.rc, own: c.fd}, -1)
+	n, err := spliceStream(to, endpoint{rc: c.fd.raw(), own: &c.fd}, -1)
 	c.fd.countSpliced(n)
 	return n, err
 }

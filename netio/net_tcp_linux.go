@@ -19,7 +19,7 @@ import (
 // buffers, so unread data stays in the socket's own receive buffer, where
 // TCP's window pushes back on the sender.
 type netTCPConn struct {
-	fd *netFD
+	fd netFD
 }
 
 // Read reads up to len(b) bytes. A zero-length Read returns 0, nil at once;
@@ -28,7 +28,7 @@ type netTCPConn struct {
 func (c *netTCPConn) Read(b []byte) (int, error) {
 	n, err := c.fd.f.Read(b)
 	if err != nil && err != io.EOF {
-		err = c.fd.opErr("read", "read", c.fd.laddr, c.fd.raddr, err)
+		err = c.fd.opErr("read", "read", c.fd.laddr(), c.fd.raddr(), err)
 	}
 	return n, err
 }
@@ -38,7 +38,7 @@ func (c *netTCPConn) Read(b []byte) (int, error) {
 func (c *netTCPConn) Write(b []byte) (int, error) {
 	n, err := c.fd.f.Write(b)
 	if err != nil {
-		err = c.fd.opErr("write", "write", c.fd.laddr, c.fd.raddr, err)
+		err = c.fd.opErr("write", "write", c.fd.laddr(), c.fd.raddr(), err)
 	}
 	return n, err
 }
@@ -48,7 +48,7 @@ func (c *netTCPConn) Write(b []byte) (int, error) {
 // package net's does, and nothing else.
 func (c *netTCPConn) Close() error {
 	if err := c.fd.Close(); err != nil {
-		return c.fd.opErr("close", "close", c.fd.laddr, c.fd.raddr, err)
+		return c.fd.opErr("close", "close", c.fd.laddr(), c.fd.raddr(), err)
 	}
 	return nil
 }
@@ -67,14 +67,17 @@ func (c *netTCPConn) SyscallConn() (syscall.RawConn, error) { return c.fd.Syscal
 
 // setErr is a TCP setter's error, in package net's shape for *TCPConn.
 func (c *netTCPConn) setErr(err error) error {
-	return c.fd.opErr("set", "setsockopt", c.fd.laddr, c.fd.raddr, err)
+	if err == nil {
+		return nil
+	}
+	return c.fd.opErr("set", "setsockopt", c.fd.laddr(), c.fd.raddr(), err)
 }
 
 // shutdown is shutdown(2) under the fdMutex, with CloseRead's and
 // CloseWrite's error shape.
 func (c *netTCPConn) shutdown(how int) error {
 	err := c.fd.control(func(s int) error { return os.NewSyscallError("shutdown", unix.Shutdown(s, how)) })
-	return c.fd.opErr("close", "shutdown", c.fd.laddr, c.fd.raddr, err)
+	return c.fd.opErr("close", "shutdown", c.fd.laddr(), c.fd.raddr(), err)
 }
 
 // CloseRead shuts down the reading side: Read returns io.EOF.
@@ -110,10 +113,10 @@ func (c *netTCPConn) SetKeepAlive(keepalive bool) error {
 // SetKeepAlivePeriod sets the idle time before the first probe and the
 // interval between probes, as package net does (rounded up to seconds).
 func (c *netTCPConn) SetKeepAlivePeriod(d time.Duration) error {
-	if err := setKeepAliveIdle(c.fd, d); err != nil {
+	if err := setKeepAliveIdle(c.fd.setsockoptInt, d); err != nil {
 		return c.setErr(err)
 	}
-	return c.setErr(setKeepAliveInterval(c.fd, d))
+	return c.setErr(setKeepAliveInterval(c.fd.setsockoptInt, d))
 }
 
 // SetKeepAliveConfig configures keep-alive probes as
@@ -121,7 +124,7 @@ func (c *netTCPConn) SetKeepAlivePeriod(d time.Duration) error {
 // defaults (15 s idle, 15 s interval, 9 probes), negative ones are left as
 // they are.
 func (c *netTCPConn) SetKeepAliveConfig(config net.KeepAliveConfig) error {
-	return c.setErr(setKeepAliveConfig(c.fd, config))
+	return c.setErr(setKeepAliveConfig(c.fd.setsockoptInt, config))
 }
 
 // MultipathTCP reports whether the connection uses MPTCP: never, since the
@@ -135,7 +138,7 @@ func (c *netTCPConn) MultipathTCP() (bool, error) { return false, nil }
 func (c *netTCPConn) ReadFrom(r io.Reader) (int64, error) {
 	n, err := c.readFrom(r)
 	if err != nil && err != io.EOF {
-		err = c.fd.opErr("readfrom", "", c.fd.laddr, c.fd.raddr, err)
+		err = c.fd.opErr("readfrom", "", c.fd.laddr(), c.fd.raddr(), err)
 	}
 	return n, err
 }
@@ -145,7 +148,7 @@ func (c *netTCPConn) ReadFrom(r io.Reader) (int64, error) {
 func (c *netTCPConn) WriteTo(w io.Writer) (int64, error) {
 	n, err := c.writeTo(w)
 	if err != nil && err != io.EOF {
-		err = c.fd.opErr("writeto", "", c.fd.laddr, c.fd.raddr, err)
+		err = c.fd.opErr("writeto", "", c.fd.laddr(), c.fd.raddr(), err)
 	}
 	return n, err
 }
@@ -163,44 +166,56 @@ const (
 // roundSeconds rounds d up to whole seconds, as the kernel takes them.
 func roundSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
 
-func setKeepAliveIdle(fd *netFD, d time.Duration) error {
+// setsockopter sets an int socket option: on a netFD under its fdMutex,
+// or on a raw fd nobody else has yet.
+type setsockopter func(level, name, v int) error
+
+// rawSetsockopt is a setsockopter on the fd s, which no other goroutine
+// can see yet (a socket being set up).
+func rawSetsockopt(s int) setsockopter {
+	return func(level, name, v int) error {
+		return os.NewSyscallError("setsockopt", unix.SetsockoptInt(s, level, name, v))
+	}
+}
+
+func setKeepAliveIdle(set setsockopter, d time.Duration) error {
 	if d == 0 {
 		d = defaultKeepAliveIdle
 	} else if d < 0 {
 		return nil
 	}
-	return fd.setsockoptInt(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, roundSeconds(d))
+	return set(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, roundSeconds(d))
 }
 
-func setKeepAliveInterval(fd *netFD, d time.Duration) error {
+func setKeepAliveInterval(set setsockopter, d time.Duration) error {
 	if d == 0 {
 		d = defaultKeepAliveInterval
 	} else if d < 0 {
 		return nil
 	}
-	return fd.setsockoptInt(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, roundSeconds(d))
+	return set(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, roundSeconds(d))
 }
 
-func setKeepAliveCount(fd *netFD, n int) error {
+func setKeepAliveCount(set setsockopter, n int) error {
 	if n == 0 {
 		n = defaultKeepAliveCount
 	} else if n < 0 {
 		return nil
 	}
-	return fd.setsockoptInt(unix.IPPROTO_TCP, unix.TCP_KEEPCNT, n)
+	return set(unix.IPPROTO_TCP, unix.TCP_KEEPCNT, n)
 }
 
-func setKeepAliveConfig(fd *netFD, config net.KeepAliveConfig) error {
-	if err := fd.setsockoptInt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolInt(config.Enable)); err != nil {
+func setKeepAliveConfig(set setsockopter, config net.KeepAliveConfig) error {
+	if err := set(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolInt(config.Enable)); err != nil {
 		return err
 	}
-	if err := setKeepAliveIdle(fd, config.Idle); err != nil {
+	if err := setKeepAliveIdle(set, config.Idle); err != nil {
 		return err
 	}
-	if err := setKeepAliveInterval(fd, config.Interval); err != nil {
+	if err := setKeepAliveInterval(set, config.Interval); err != nil {
 		return err
 	}
-	return setKeepAliveCount(fd, config.Count)
+	return setKeepAliveCount(set, config.Count)
 }
 
 // keepAliveFor is what package net applies to a new connection, given a
@@ -217,16 +232,15 @@ func keepAliveFor(keepAlive time.Duration, config net.KeepAliveConfig) (net.Keep
 	return net.KeepAliveConfig{Enable: true, Idle: keepAlive}, true
 }
 
-// setupTCP gives a new connection package net's defaults: TCP_NODELAY, and
-// keep-alive as keepAliveFor says.
-func setupTCP(fd *netFD, keepAlive time.Duration, config net.KeepAliveConfig) error {
-	if err := fd.setsockoptInt(unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		return err
-	}
+// setupTCP gives a new connection's socket s package net's defaults, before
+// any other goroutine can see it: TCP_NODELAY, and keep-alive as
+// keepAliveFor says. Errors are ignored, as package net ignores them.
+func setupTCP(s int, keepAlive time.Duration, config net.KeepAliveConfig) {
+	set := rawSetsockopt(s)
+	_ = set(unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	if cfg, ok := keepAliveFor(keepAlive, config); ok {
-		return setKeepAliveConfig(fd, cfg)
+		_ = setKeepAliveConfig(set, cfg)
 	}
-	return nil
 }
 
 func boolInt(b bool) int {

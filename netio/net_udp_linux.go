@@ -27,7 +27,8 @@ import (
 // mutex, which also serializes concurrent readers (writers) as package net's
 // fdMutex does.
 type netUDPConn struct {
-	fd *netFD
+	fd netFD
+	rc syscall.RawConn // fd's, made once
 	rd udpRead
 	wr udpWrite
 }
@@ -55,11 +56,11 @@ type udpWrite struct {
 	fn     func(fd uintptr) bool
 }
 
-func newNetUDPConn(fd *netFD) *netUDPConn {
-	u := &netUDPConn{fd: fd}
+// start makes what every read and write reuses, once fd is open.
+func (u *netUDPConn) start() {
+	u.rc = u.fd.raw()
 	u.rd.fn = u.rd.recv
 	u.wr.fn = u.wr.send
-	return u
 }
 
 func (r *udpRead) recv(fd uintptr) bool {
@@ -97,7 +98,7 @@ func (u *netUDPConn) read(b, oob []byte, name bool, call string) (n, oobn, flags
 	r := &u.rd
 	r.mu.Lock()
 	r.p, r.oob, r.name = b, oob, name
-	err = u.fd.rc.Read(r.fn)
+	err = u.rc.Read(r.fn)
 	if err == nil {
 		err = r.err
 	}
@@ -108,7 +109,7 @@ func (u *netUDPConn) read(b, oob []byte, name bool, call string) (n, oobn, flags
 	r.p, r.oob, r.err = nil, nil, nil
 	r.mu.Unlock()
 	if err != nil {
-		return 0, 0, 0, from, u.fd.opErr("read", call, u.fd.laddr, u.fd.raddr, err)
+		return 0, 0, 0, from, u.fd.opErr("read", call, u.fd.laddr(), u.fd.raddr(), err)
 	}
 	return n, oobn, flags, from, nil
 }
@@ -116,11 +117,11 @@ func (u *netUDPConn) read(b, oob []byte, name bool, call string) (n, oobn, flags
 // write sends b (and control messages oob) to the address to; an invalid to
 // means the connected peer.
 func (u *netUDPConn) write(b, oob []byte, to netip.AddrPort, dst net.Addr, call string) (n, oobn int, err error) {
-	if to.IsValid() && u.fd.raddr != nil {
-		return 0, 0, &net.OpError{Op: "write", Net: u.fd.net, Source: u.fd.laddr, Addr: dst, Err: net.ErrWriteToConnected}
+	if to.IsValid() && u.fd.remote.IsValid() {
+		return 0, 0, &net.OpError{Op: "write", Net: u.fd.net, Source: u.fd.laddr(), Addr: dst, Err: net.ErrWriteToConnected}
 	}
-	if !to.IsValid() && u.fd.raddr == nil {
-		return 0, 0, &net.OpError{Op: "write", Net: u.fd.net, Source: u.fd.laddr, Addr: nil, Err: errMissingAddress}
+	if !to.IsValid() && !u.fd.remote.IsValid() {
+		return 0, 0, &net.OpError{Op: "write", Net: u.fd.net, Source: u.fd.laddr(), Addr: nil, Err: errMissingAddress}
 	}
 	w := &u.wr
 	w.mu.Lock()
@@ -130,7 +131,7 @@ func (u *netUDPConn) write(b, oob []byte, to netip.AddrPort, dst net.Addr, call 
 		err = w.to.Set(to, u.fd.family)
 	}
 	if err == nil {
-		err = u.fd.rc.Write(w.fn)
+		err = u.rc.Write(w.fn)
 		if err == nil {
 			err = w.err
 		}
@@ -140,9 +141,9 @@ func (u *netUDPConn) write(b, oob []byte, to netip.AddrPort, dst net.Addr, call 
 	w.mu.Unlock()
 	if err != nil {
 		if dst == nil {
-			dst = u.fd.raddr
+			dst = u.fd.raddr()
 		}
-		return 0, 0, u.fd.opErr("write", call, u.fd.laddr, dst, err)
+		return 0, 0, u.fd.opErr("write", call, u.fd.laddr(), dst, err)
 	}
 	return n, len(oob), nil
 }
@@ -206,7 +207,7 @@ func (u *netUDPConn) Write(b []byte) (int, error) {
 func (u *netUDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	a, ok := addr.(*net.UDPAddr)
 	if !ok {
-		return 0, &net.OpError{Op: "write", Net: u.fd.net, Source: u.fd.laddr, Addr: addr, Err: syscall.EINVAL}
+		return 0, &net.OpError{Op: "write", Net: u.fd.net, Source: u.fd.laddr(), Addr: addr, Err: syscall.EINVAL}
 	}
 	return u.WriteToUDP(b, a)
 }
@@ -245,7 +246,7 @@ func (u *netUDPConn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n,
 // Close closes the socket; blocked reads and writes return net.ErrClosed.
 func (u *netUDPConn) Close() error {
 	if err := u.fd.Close(); err != nil {
-		return u.fd.opErr("close", "close", u.fd.laddr, u.fd.raddr, err)
+		return u.fd.opErr("close", "close", u.fd.laddr(), u.fd.raddr(), err)
 	}
 	return nil
 }
@@ -297,10 +298,11 @@ func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address strin
 		sp.listening = true
 		sp.laddr = netip.AddrPortFrom(netip.Addr{}, ap.Port())
 	}
-	fd, err := sp.open(ctx)
-	if err != nil {
+	u := &netUDPConn{}
+	if err := sp.open(ctx, &u.fd, nil); err != nil {
 		return fail(err)
 	}
-	fd.fillAddrs(netip.AddrPort{})
-	return newNetUDPConn(fd), nil
+	u.fd.fillAddrs(netip.AddrPort{})
+	u.start()
+	return u, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -30,11 +31,11 @@ import (
 // per-loop owner (sockSet), which closes it when its runtime closes.
 type netFD struct {
 	f      *os.File
-	rc     syscall.RawConn // f's: its calls run under f's fdMutex
 	net    string
 	family int
-	laddr  net.Addr
-	raddr  net.Addr
+	local  netip.AddrPort
+	remote netip.AddrPort // invalid for an unconnected socket
+	addrs  atomic.Pointer[netAddrs]
 	closed atomic.Bool
 
 	owner      *sockSet // the loop's set it belongs to; nil for none
@@ -42,25 +43,66 @@ type netFD struct {
 	prev, next *netFD   // owner's list; guarded by owner.mu
 }
 
+// netAddrs are a socket's addresses as net.Addr values, made the first time
+// they are asked for and shared by every later call (as package net's are).
+// A connection keeps them as netip.AddrPort until then: a server that never
+// asks saves two allocations per connection.
+type netAddrs struct{ local, remote net.Addr }
+
 // fileName is the *os.File name of every net-face socket: a constant, so
 // that wrapping an fd allocates no string.
 const fileName = "socket"
 
-// newNetFD wraps the non-blocking socket fd and adds it to set; on failure
-// the fd is closed. set nil means no owner (tests).
-func newNetFD(fd, family int, network string, set *sockSet) (*netFD, error) {
-	f := os.NewFile(uintptr(fd), fileName)
-	rc, err := f.SyscallConn()
-	if err != nil {
-		_ = f.Close()
-		return nil, err
+// init wraps the non-blocking socket s and adds fd to set; on failure s is
+// closed. set nil means no owner (tests).
+func (fd *netFD) init(s, family int, network string, set *sockSet) error {
+	fd.f = os.NewFile(uintptr(s), fileName)
+	fd.net, fd.family, fd.owner = network, family, set
+	if set != nil && !set.add(fd) {
+		fd.closed.Store(true)
+		_ = fd.f.Close()
+		return net.ErrClosed
 	}
-	nfd := &netFD{f: f, rc: rc, net: network, family: family, owner: set}
-	if set != nil && !set.add(nfd) {
-		_ = f.Close()
-		return nil, net.ErrClosed
+	return nil
+}
+
+// raw returns the socket's RawConn (os's: its calls run under f's
+// fdMutex). It allocates: hot paths keep the one they need.
+func (fd *netFD) raw() syscall.RawConn {
+	rc, _ := fd.f.SyscallConn() // never fails for a valid *os.File
+	return rc
+}
+
+// addrs returns the socket's addresses as net.Addr values.
+func (fd *netFD) netAddrs() *netAddrs {
+	if a := fd.addrs.Load(); a != nil {
+		return a
 	}
-	return nfd, nil
+	a := &netAddrs{}
+	if fd.net[0] == 't' {
+		a.local = net.TCPAddrFromAddrPort(fd.local)
+		if fd.remote.IsValid() {
+			a.remote = net.TCPAddrFromAddrPort(fd.remote)
+		}
+	} else {
+		a.local = net.UDPAddrFromAddrPort(fd.local)
+		if fd.remote.IsValid() {
+			a.remote = net.UDPAddrFromAddrPort(fd.remote)
+		}
+	}
+	if fd.addrs.CompareAndSwap(nil, a) {
+		return a
+	}
+	return fd.addrs.Load()
+}
+
+func (fd *netFD) laddr() net.Addr { return fd.netAddrs().local }
+func (fd *netFD) raddr() net.Addr { return fd.netAddrs().remote }
+
+// setAddrs records the local address (getsockname) and the peer's.
+func (fd *netFD) setAddrs(s int, peer netip.AddrPort) {
+	fd.local, _ = localAddr(s)
+	fd.remote = peer
 }
 
 // Close closes the socket once: it takes it out of its owner, evicts every
@@ -137,13 +179,16 @@ func (fd *netFD) opErr(op, call string, src, dst net.Addr, err error) error {
 
 // setErr is the error of a setter (deadlines, socket options) in net's shape.
 func (fd *netFD) setErr(call string, err error) error {
-	return fd.opErr("set", call, nil, fd.laddr, err)
+	if err == nil {
+		return nil
+	}
+	return fd.opErr("set", call, nil, fd.laddr(), err)
 }
 
 // control runs f with the fd under f's fdMutex, as a setsockopt does.
 func (fd *netFD) control(f func(fd int) error) error {
 	var err error
-	if cerr := fd.rc.Control(func(s uintptr) { err = f(int(s)) }); cerr != nil {
+	if cerr := fd.raw().Control(func(s uintptr) { err = f(int(s)) }); cerr != nil {
 		return cerr
 	}
 	return err
@@ -181,10 +226,10 @@ func (fd *netFD) SetWriteBuffer(bytes int) error {
 }
 
 // LocalAddr returns the local address.
-func (fd *netFD) LocalAddr() net.Addr { return fd.laddr }
+func (fd *netFD) LocalAddr() net.Addr { return fd.laddr() }
 
 // RemoteAddr returns the peer's address (nil for an unconnected socket).
-func (fd *netFD) RemoteAddr() net.Addr { return fd.raddr }
+func (fd *netFD) RemoteAddr() net.Addr { return fd.raddr() }
 
 // SyscallConn returns a raw connection whose Control, Read and Write run
 // under the socket's fdMutex, as package net's does: the fd number they are
@@ -193,7 +238,7 @@ func (fd *netFD) SyscallConn() (syscall.RawConn, error) {
 	if fd.closed.Load() {
 		return nil, net.ErrClosed
 	}
-	return &rawConn{fd}, nil
+	return &rawConn{fd: fd, rc: fd.raw()}, nil
 }
 
 // File returns a duplicate of the socket as a blocking *os.File, as package
@@ -206,7 +251,7 @@ func (fd *netFD) File() (*os.File, error) {
 		return os.NewSyscallError("fcntl", err)
 	})
 	if err != nil {
-		return nil, fd.opErr("file", "fcntl", fd.laddr, fd.raddr, err)
+		return nil, fd.opErr("file", "fcntl", fd.laddr(), fd.raddr(), err)
 	}
 	// The duplicate shares the open file description, O_NONBLOCK included:
 	// it stays non-blocking, since making it blocking would make this
@@ -216,25 +261,28 @@ func (fd *netFD) File() (*os.File, error) {
 
 // rawConn is the net face's syscall.RawConn: os's, with package net's
 // errors.
-type rawConn struct{ fd *netFD }
+type rawConn struct {
+	fd *netFD
+	rc syscall.RawConn
+}
 
 func (c *rawConn) Control(f func(fd uintptr)) error {
-	return c.err("raw-control", c.fd.rc.Control(f))
+	return c.err("raw-control", c.rc.Control(f))
 }
 
 func (c *rawConn) Read(f func(fd uintptr) bool) error {
-	return c.err("raw-read", c.fd.rc.Read(f))
+	return c.err("raw-read", c.rc.Read(f))
 }
 
 func (c *rawConn) Write(f func(fd uintptr) bool) error {
-	return c.err("raw-write", c.fd.rc.Write(f))
+	return c.err("raw-write", c.rc.Write(f))
 }
 
 func (c *rawConn) err(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &net.OpError{Op: op, Net: c.fd.net, Source: nil, Addr: c.fd.laddr, Err: c.fd.mapErr("", err)}
+	return &net.OpError{Op: op, Net: c.fd.net, Source: nil, Addr: c.fd.laddr(), Err: c.fd.mapErr("", err)}
 }
 
 // sockSet is the set of net-face sockets one loop owns (the loop's
