@@ -28,10 +28,12 @@
 // Errors have package net's shapes: *net.OpError wrapping *os.SyscallError,
 // net.ErrClosed or os.ErrDeadlineExceeded, and a bare io.EOF.
 //
-// Every net-face socket belongs to a loop of its runtime (docs/decisions has
-// why reading through the loop was measured and dropped): when the runtime
-// closes (Runtime.Close, CloseDefault), its sockets close, and their blocked
-// and later calls return net.ErrClosed.
+// A net-face socket opened with a runtime (ListenConfig.Runtime,
+// Dialer.Runtime) belongs to one of its loops, and one opened without to
+// the package's default set: when the runtime closes (Runtime.Close), or
+// CloseDefault runs, its sockets close, and their blocked and later calls
+// return net.ErrClosed. docs/decisions has why the net face no longer reads
+// through the loops.
 //
 // Where io_uring is unavailable (ring.Available says why), or when
 // Config.ForceFallback is set, the net face returns package net's own objects
@@ -70,10 +72,12 @@
 //
 // # The default runtime
 //
-// The package functions and zero-value ListenConfig and Dialer use a runtime
-// started on first use (DefaultRuntime). It runs until CloseDefault, which
-// closes every socket on it and joins its goroutines; programs that never call
-// it keep the loops until exit. Tests that use goleak call CloseDefault first.
+// The handler API's zero-value ListenConfig and Dialer use a runtime started
+// on first use (DefaultRuntime). The net face's package functions and
+// zero-value ListenConfig and Dialer start none: their sockets need no loop.
+// CloseDefault closes the net-face sockets opened without a runtime and the
+// default runtime, joining its goroutines; programs that never call it keep
+// them until exit. Tests that use goleak call CloseDefault first.
 //
 // # Ownership
 //

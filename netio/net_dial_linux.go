@@ -97,9 +97,13 @@ func (sp *openSpec) open(ctx context.Context, fd *netFD, setup func(s int)) erro
 	return nil
 }
 
-// setFor returns the socket set of the loop a new net-face socket belongs
-// to: l, or the next loop of rt in turn (the default runtime for rt nil).
+// setFor returns the socket set a new net-face socket joins: that of l, or
+// of the next loop of rt in turn, or with neither the set CloseDefault
+// closes.
 func setFor(rt *runtime.Runtime, l *runtime.Loop) (*sockSet, error) {
+	if rt == nil && l == nil {
+		return defaultSockets(), nil
+	}
 	l, err := pickLoop(rt, l)
 	if err != nil {
 		return nil, err

@@ -19,16 +19,24 @@ import (
 	"github.com/ringwire/ringwire/runtime"
 )
 
-// The default runtime serves the package functions and zero ListenConfig
-// and Dialer values. It starts on first use with runtime.New(nil) and lives
-// until CloseDefault; the next use after that starts a new one.
+// The default runtime serves the handler API's zero ListenConfig and Dialer
+// values. It starts on first use with runtime.New(nil) and lives until
+// CloseDefault; the next use after that starts a new one.
+//
+// The net face's package functions and zero values start no runtime: their
+// sockets need no loop (they wait in Go's poller), so they join
+// defaultRT.socks, which CloseDefault closes, instead of a loop's set. A
+// program that only uses the net face thus runs no loop threads and keeps
+// GOMAXPROCS as it is.
 var defaultRT struct {
-	mu sync.Mutex
-	rt *runtime.Runtime
+	mu    sync.Mutex
+	rt    *runtime.Runtime
+	socks *sockSet
+	stats loopCounters // the net face's counters for socks
 }
 
-// DefaultRuntime returns the runtime the package functions use, starting it
-// if needed.
+// DefaultRuntime returns the runtime the handler API's zero ListenConfig
+// and Dialer use, starting it if needed.
 func DefaultRuntime() (*runtime.Runtime, error) {
 	defaultRT.mu.Lock()
 	defer defaultRT.mu.Unlock()
@@ -42,15 +50,30 @@ func DefaultRuntime() (*runtime.Runtime, error) {
 	return defaultRT.rt, nil
 }
 
-// CloseDefault closes the default runtime, if one was started, and joins its
-// loop goroutines. Connections and listeners on it fail with net.ErrClosed
-// afterwards. Programs that never call it leave the loops running until exit,
-// like package net's poller; tests that check for leaked goroutines call it.
+// defaultSockets returns the set the net face's sockets join when no
+// runtime is named.
+func defaultSockets() *sockSet {
+	defaultRT.mu.Lock()
+	defer defaultRT.mu.Unlock()
+	if defaultRT.socks == nil {
+		defaultRT.socks = &sockSet{stats: &defaultRT.stats}
+	}
+	return defaultRT.socks
+}
+
+// CloseDefault closes the net-face sockets opened without a runtime and the
+// default runtime, if one was started, and joins its loop goroutines.
+// Connections, listeners and packet conns opened without a runtime fail with
+// net.ErrClosed afterwards. Programs that never call it keep them until exit,
+// like package net's; tests that check for leaked goroutines call it.
 func CloseDefault() error {
 	defaultRT.mu.Lock()
-	rt := defaultRT.rt
-	defaultRT.rt = nil
+	rt, socks := defaultRT.rt, defaultRT.socks
+	defaultRT.rt, defaultRT.socks = nil, nil
 	defaultRT.mu.Unlock()
+	if socks != nil {
+		socks.closeAll()
+	}
 	if rt == nil {
 		return nil
 	}

@@ -35,7 +35,7 @@ func FallbackReason(cfg *Config) error {
 // DefaultRuntime returns an error wrapping errors.ErrUnsupported here.
 func DefaultRuntime() (*runtime.Runtime, error) { return runtime.New(nil) }
 
-// CloseDefault does nothing here.
+// CloseDefault does nothing here: the net face is package net.
 func CloseDefault() error { return nil }
 
 // StatsOf returns zero counters here.
