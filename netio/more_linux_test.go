@@ -204,10 +204,11 @@ func TestDialRefusedAndTimeout(t *testing.T) {
 	}
 }
 
-// TestPauseResumeSameTick pins the bug behind
-// TestPauseCancelAfterResumeKeepsConn deterministically: ResumeRecv right
-// after PauseRecv, before the cancel's -ECANCELED arrives, must leave the
-// connection open and receiving.
+// TestPauseResumeSameTick pins a bug deterministically: ResumeRecv right
+// after PauseRecv, in the same loop task, runs before the cancel's final
+// CQE can arrive, so that CQE always comes after the resume. It must not be
+// taken for the loop shutting down: the connection stays open, a new
+// receive is armed once the cancelled one has ended, and data flows.
 func TestPauseResumeSameTick(t *testing.T) {
 	needRing(t)
 	h := newEcho(false)
@@ -219,11 +220,28 @@ func TestPauseResumeSameTick(t *testing.T) {
 	}
 	defer c.Close()
 	sc := <-conns
+	var cancelled runtime.OpID
 	onLoop(t, sc.Loop(), func() {
+		cancelled = sc.recvOp
 		sc.PauseRecv()
 		sc.ResumeRecv()
+		if sc.recvOp != cancelled {
+			t.Errorf("ResumeRecv armed a second receive beside the one being cancelled")
+		}
 	})
-	time.Sleep(20 * time.Millisecond) // let the -ECANCELED arrive
+	if cancelled == 0 {
+		t.Fatal("no receive was armed before the pause")
+	}
+	// The cancelled receive's final CQE is dispatched on a later pass of
+	// the loop: wait for it to have replaced the receive.
+	waitFor(t, func() bool {
+		var rearmed, open bool
+		onLoop(t, sc.Loop(), func() { rearmed, open = sc.recvOp != 0 && sc.recvOp != cancelled, sc.state == stOpen })
+		if !open {
+			t.Fatal("the connection closed after pause+resume")
+		}
+		return rearmed
+	}, "the cancelled receive to end and a new one to be armed")
 	if _, err := c.Write([]byte("still there")); err != nil {
 		t.Fatal(err)
 	}
