@@ -231,3 +231,92 @@ type udpMsgConn interface {
 	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error)
 }
+
+// TestDialerAndListenConfigOptions: Dialer.LocalAddr binds before the
+// connect (TCP and UDP), and Control and ControlContext run on the new
+// socket before it is bound or connected, with package net's network and
+// address strings, on both paths.
+func TestDialerAndListenConfigOptions(t *testing.T) {
+	for _, m := range packetModes(t) {
+		t.Run(m.name, func(t *testing.T) {
+			type call struct{ network, address string }
+			var calls []call
+			ctrl := func(network, address string, c syscall.RawConn) error {
+				calls = append(calls, call{network, address})
+				var serr error
+				if err := c.Control(func(fd uintptr) {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+				}); err != nil {
+					return err
+				}
+				return serr
+			}
+			lc := ListenConfig{Config: m.cfg, Control: ctrl}
+			ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			reuse := func(c any) int {
+				rc, err := c.(interface {
+					SyscallConn() (syscall.RawConn, error)
+				}).SyscallConn()
+				if err != nil {
+					t.Fatal(err)
+				}
+				v := -1
+				_ = rc.Control(func(fd uintptr) { v, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT) })
+				return v
+			}
+			if reuse(ln) != 1 {
+				t.Error("ListenConfig.Control's SO_REUSEPORT is not on the listener")
+			}
+			local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)}
+			d := Dialer{Config: m.cfg, LocalAddr: local, ControlContext: func(_ context.Context, network, address string, c syscall.RawConn) error {
+				return ctrl(network, address, c)
+			}}
+			c, err := d.Dial("tcp4", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if got := c.LocalAddr().String(); got != local.String() {
+				t.Errorf("dialed from %s, want Dialer.LocalAddr %s", got, local)
+			}
+			if reuse(c) != 1 {
+				t.Error("Dialer.ControlContext's SO_REUSEPORT is not on the connection")
+			}
+			want := []call{{"tcp4", "127.0.0.1:0"}, {"tcp4", ln.Addr().String()}}
+			if len(calls) != 2 || calls[0] != want[0] || calls[1] != want[1] {
+				t.Errorf("Control calls %v, want %v", calls, want)
+			}
+			pc := listenPacket(t, m.cfg, "udp4", "127.0.0.1:0")
+			ulocal := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)}
+			ud := Dialer{Config: m.cfg, LocalAddr: ulocal}
+			uc, err := ud.Dial("udp4", pc.LocalAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer uc.Close()
+			if _, err := uc.Write([]byte("from")); err != nil {
+				t.Fatal(err)
+			}
+			_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, from, err := pc.ReadFrom(make([]byte, 8))
+			if err != nil || from.String() != ulocal.String() {
+				t.Errorf("datagram from %v (%v), want Dialer.LocalAddr %v", from, err, ulocal)
+			}
+		})
+	}
+}
+
+// freePort returns a TCP/UDP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
