@@ -3,6 +3,7 @@ package netio
 import (
 	"context"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/ringwire/ringwire/runtime"
@@ -21,6 +22,13 @@ type ListenConfig struct {
 	Loop *runtime.Loop
 	// Config holds the options; nil means defaults.
 	Config *Config
+	// Control, KeepAlive and KeepAliveConfig are net.ListenConfig's, with its
+	// semantics, for the net face's listeners: Control runs after the socket
+	// is created and before it is bound; accepted connections get keep-alive
+	// probes (15 s) unless KeepAlive is negative.
+	Control         func(network, address string, c syscall.RawConn) error
+	KeepAlive       time.Duration
+	KeepAliveConfig net.KeepAliveConfig
 }
 
 // Dialer connects on a runtime's loops; the zero value uses the default
@@ -37,11 +45,21 @@ type Dialer struct {
 	Loop *runtime.Loop
 	// Config holds the options; nil means defaults.
 	Config *Config
-	// Timeout bounds the connect, as net.Dialer.Timeout does; 0 means none
-	// beyond the context's.
-	Timeout time.Duration
-	// LocalAddr is honoured only on the package net fallback path.
+	// Timeout and Deadline bound the connect, as net.Dialer's do; zero
+	// means none beyond the context's.
+	Timeout  time.Duration
+	Deadline time.Time
+	// LocalAddr is the address to bind before connecting, as
+	// net.Dialer.LocalAddr (a *net.TCPAddr or *net.UDPAddr); nil chooses one.
 	LocalAddr net.Addr
+	// KeepAlive and KeepAliveConfig are net.Dialer's: TCP connections get
+	// keep-alive probes (15 s) unless KeepAlive is negative.
+	KeepAlive       time.Duration
+	KeepAliveConfig net.KeepAliveConfig
+	// Control and ControlContext are net.Dialer's: called after the socket
+	// is created and before it connects (ControlContext wins when both are set).
+	Control        func(network, address string, c syscall.RawConn) error
+	ControlContext func(ctx context.Context, network, address string, c syscall.RawConn) error
 }
 
 // Listen announces on the local network address, like net.Listen, for "tcp",

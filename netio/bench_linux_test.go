@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 // echoServe accepts on ln and echoes each connection in a goroutine.
@@ -34,6 +35,8 @@ func echoServe(ln net.Listener) {
 
 // BenchmarkConnEcho is a 64-byte echo round trip over the net.Conn face
 // (netio on both ends) beside package net on both ends, in the same run.
+// Package net listens on plain TCP, as netio does: its default listener is
+// MPTCP since Go 1.24, which costs more per message.
 func BenchmarkConnEcho(b *testing.B) {
 	needRing(b)
 	for _, impl := range []struct {
@@ -42,7 +45,7 @@ func BenchmarkConnEcho(b *testing.B) {
 		dial   func(string, string) (net.Conn, error)
 	}{
 		{name: "impl=netio", listen: Listen, dial: Dial},
-		{name: "impl=gonet", listen: net.Listen, dial: net.Dial},
+		{name: "impl=gonet", listen: plainTCPListen, dial: net.Dial},
 	} {
 		b.Run(impl.name, func(b *testing.B) {
 			ln, err := impl.listen("tcp", "127.0.0.1:0")
@@ -184,6 +187,7 @@ func BenchmarkAcceptParallel(b *testing.B) {
 // BenchmarkPacketEcho is a 172-byte datagram round trip: a package net
 // client against a handler-API echo (SendLeaseTo of the received buffer), a
 // netio PacketConn echo goroutine, and a package net echo goroutine.
+// Datagrams lost on the way are sent again and counted (lost/op).
 func BenchmarkPacketEcho(b *testing.B) {
 	needRing(b)
 	for _, mode := range []string{"handler", "netio", "gonet"} {
@@ -227,15 +231,35 @@ func BenchmarkPacketEcho(b *testing.B) {
 			defer c.Close()
 			msg := make([]byte, 172)
 			buf := make([]byte, 2048)
+			lost := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := c.Write(msg); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := c.Read(buf); err != nil {
-					b.Fatal(err)
+				// UDP may drop a datagram: each round trip has a deadline,
+				// and a lost one is sent again (a few times at most), so
+				// the benchmark can neither hang nor go on silently.
+				for try := 0; ; try++ {
+					if _, err := c.Write(msg); err != nil {
+						b.Fatal(err)
+					}
+					_ = c.SetReadDeadline(time.Now().Add(time.Second))
+					_, err := c.Read(buf)
+					if err == nil {
+						break
+					}
+					if !isTimeout(err) || try == 3 {
+						b.Fatalf("round trip: %v (after %d lost)", err, try)
+					}
+					lost++
 				}
 			}
+			b.ReportMetric(float64(lost)/float64(b.N), "lost/op")
 		})
 	}
+}
+
+// plainTCPListen is net.Listen without MPTCP.
+func plainTCPListen(network, address string) (net.Listener, error) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	return lc.Listen(context.Background(), network, address)
 }

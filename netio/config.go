@@ -35,12 +35,6 @@ type Config struct {
 	// WriteHighWater bounds the bytes queued for sending on one handler-API
 	// connection; Write and Send beyond it return ErrWriteQueueFull. Default 4 MiB.
 	WriteHighWater int
-	// ReadAhead is how many received bytes a net.Conn or net.PacketConn keeps
-	// queued for Read before it stops receiving (the peer then slows down, as
-	// with a full socket buffer). Default 64 KiB: unread bytes sit in the
-	// loop's shared provided buffers, so this bounds what one slow reader holds.
-	// A net.Conn also stops at 8 queued buffers, however few bytes they hold.
-	ReadAhead int
 	// Accept chooses how connections reach the loops. Default AcceptReusePort.
 	Accept AcceptMode
 	// Backlog is the listen backlog. Default: net.core.somaxconn.
@@ -54,7 +48,6 @@ type Config struct {
 const (
 	DefaultSendZCThreshold = 32 << 10
 	DefaultWriteHighWater  = 4 << 20
-	DefaultReadAhead       = 64 << 10
 )
 
 func (c *Config) withDefaults() (Config, error) {
@@ -68,10 +61,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.WriteHighWater == 0 {
 		out.WriteHighWater = DefaultWriteHighWater
 	}
-	if out.ReadAhead == 0 {
-		out.ReadAhead = DefaultReadAhead
-	}
-	if out.WriteHighWater < 0 || out.ReadAhead < 0 || out.Backlog < 0 {
+	if out.WriteHighWater < 0 || out.Backlog < 0 {
 		return out, errors.New("netio: negative Config field")
 	}
 	switch out.Accept {
@@ -109,4 +99,8 @@ type Stats struct {
 	AcceptErrors uint64
 	// Truncated counts datagrams larger than a receive buffer (MSG_TRUNC).
 	Truncated uint64
+	// Spliced counts the bytes net-face connections moved without copying
+	// them through user memory: splice(2) between sockets, sendfile(2) from
+	// files (ReadFrom, WriteTo, io.Copy).
+	Spliced uint64
 }

@@ -79,7 +79,6 @@ type Conn struct {
 	local  netip.AddrPort
 	remote netip.AddrPort
 	ctx    any
-	guard  *fdGuard // set when goroutines may use fd (net.Conn Write); closes it
 
 	recvOp   runtime.OpID
 	sendOp   runtime.OpID
@@ -90,7 +89,6 @@ type Conn struct {
 	peerClosed bool
 	starved    bool
 	zcOff      bool // the peer's SEND_ZC notifications said copied, or EOPNOTSUPP
-	noZC       bool // never SEND_ZC: the net.Conn face (see tcpConn.Write)
 	highWater  bool // queue went above the high-water mark
 	drainClose bool // close with reason once the queue is empty
 	reason     error
@@ -452,7 +450,7 @@ func (c *Conn) startSend() {
 // SEND_ZC: at or above Config.SendZCThreshold, unless the peer showed that
 // zerocopy does not pay (zcOff).
 func (c *Conn) sendsZC(n int) bool {
-	return !c.zcOff && !c.noZC && c.cfg.SendZCThreshold >= 0 && n >= c.cfg.SendZCThreshold
+	return !c.zcOff && c.cfg.SendZCThreshold >= 0 && n >= c.cfg.SendZCThreshold
 }
 
 // gatherable counts the queued requests from qhead that one SENDMSG can
@@ -759,11 +757,7 @@ func (c *Conn) maybeFinish() {
 	}
 	c.state = stClosed
 	delete(c.ls.fds, c.fd)
-	if c.guard != nil {
-		c.guard.close() // now, or by the last goroutine inside a call on fd
-	} else {
-		closeFD(c.fd)
-	}
+	closeFD(c.fd)
 	c.q = nil
 	c.h.OnClose(c, c.reason)
 }

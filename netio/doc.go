@@ -5,26 +5,46 @@
 //
 // Listen, Dial, DialContext and ListenPacket mirror package net for "tcp",
 // "tcp4", "tcp6", "udp", "udp4" and "udp6" and return net.Listener, net.Conn
-// and net.PacketConn values, so a service switches with one import change.
-// ListenConfig and Dialer take a runtime and a *Config. Read copies from a
-// provided buffer into the caller's slice (caller memory is never handed to the
-// kernel for receiving); Write first tries send(2) from the calling goroutine,
-// then pins what is left and waits for a ring SEND. net.Conn Writes never use
-// SEND_ZC: its notification comes only once the peer acknowledges the data,
-// and against a peer that stops reading no deadline or Close could take the
-// caller's memory back without resetting the connection. Deadlines wake and cancel pending
-// operations, whether set before, during or after they block; Close unblocks
-// Read and Write. Errors have the stdlib's shapes: *net.OpError wrapping
-// *os.SyscallError, net.ErrClosed or os.ErrDeadlineExceeded, and a bare io.EOF.
+// and net.PacketConn values with the method sets of *net.TCPListener,
+// *net.TCPConn and *net.UDPConn (SyscallConn, File, ReadMsgUDP, WriteMsgUDP,
+// SetKeepAliveConfig and the rest), so a service switches with one import
+// change. ListenConfig and Dialer take a runtime, a *Config, and package
+// net's Control, KeepAlive and KeepAliveConfig, with net's semantics and
+// defaults (keep-alive on, 15 s).
 //
-// Sockets are created with socket(2) directly (SOCK_NONBLOCK|SOCK_CLOEXEC,
-// plain TCP): since Go 1.24 net.Listen makes MPTCP sockets where the kernel has
-// MPTCP, and their connections refuse SEND_ZC. A SEND_ZC refused with
-// EOPNOTSUPP is retried as a plain send and the connection stops using it.
+// Each net-face socket is made with socket(2) (SOCK_NONBLOCK|SOCK_CLOEXEC,
+// plain TCP: since Go 1.24 net.Listen makes MPTCP sockets where the kernel
+// has MPTCP, and their connections refuse SEND_ZC) and handed to Go's poller
+// through os.NewFile. Read receives straight into the caller's slice from the
+// calling goroutine, Write sends from it, and a call that finds the socket
+// empty (or full) parks in the poller, exactly as package net's calls do:
+// the deadline is checked before the system call, Close evicts waiters, and
+// the fd number cannot be reused under a call in progress (SyscallConn's
+// Control, Read and Write run under the same lock). Unread data stays in the
+// socket's own receive buffer, where TCP's flow control pushes back on the
+// sender: a connection whose application does not read holds no memory of
+// the loop's. ReadFrom, WriteTo and io.Copy between stream sockets splice
+// (splice(2) through a pipe), and from a regular file use sendfile(2).
+// Errors have package net's shapes: *net.OpError wrapping *os.SyscallError,
+// net.ErrClosed or os.ErrDeadlineExceeded, and a bare io.EOF.
+//
+// A net-face socket opened with a runtime (ListenConfig.Runtime,
+// Dialer.Runtime) belongs to one of its loops, and one opened without to
+// the package's default set: when the runtime closes (Runtime.Close), or
+// CloseDefault runs, its sockets close, and their blocked and later calls
+// return net.ErrClosed. docs/decisions has why the net face no longer reads
+// through the loops.
 //
 // Where io_uring is unavailable (ring.Available says why), or when
-// Config.ForceFallback is set, the net face returns package net's objects and
-// logs the reason once.
+// Config.ForceFallback is set, the net face returns package net's own objects
+// and logs the reason once; FallbackReason tells a program which path it got
+// and why.
+//
+// What cannot be matched: a library that type-asserts a concrete
+// *net.TCPConn or *net.UDPConn (grpc's TCP_USER_TIMEOUT setting, for one)
+// skips the net face's connections, since Go has no way to make another
+// type one of those. Set such options yourself through SyscallConn, or
+// accept with AcceptTCP, which returns a *net.TCPConn that package net runs.
 //
 // # The handler face
 //
@@ -52,10 +72,12 @@
 //
 // # The default runtime
 //
-// The package functions and zero-value ListenConfig and Dialer use a runtime
-// started on first use (DefaultRuntime). It runs until CloseDefault, which
-// closes every socket on it and joins its goroutines; programs that never call
-// it keep the loops until exit. Tests that use goleak call CloseDefault first.
+// The handler API's zero-value ListenConfig and Dialer use a runtime started
+// on first use (DefaultRuntime). The net face's package functions and
+// zero-value ListenConfig and Dialer start none: their sockets need no loop.
+// CloseDefault closes the net-face sockets opened without a runtime and the
+// default runtime, joining its goroutines; programs that never call it keep
+// them until exit. Tests that use goleak call CloseDefault first.
 //
 // # Ownership
 //
@@ -65,7 +87,8 @@
 // releases it on the same loop or passes it to SendLease/SendLeaseTo, which
 // release it when the send completes. Bytes given to Conn.Send stay the
 // caller's responsibility until OnSent. The net face owns its sockets and
-// leases; Close releases them.
+// never hands caller memory to the kernel beyond the system call that uses
+// it; Close releases the socket.
 //
 // # Concurrency
 //
@@ -73,9 +96,4 @@
 // net.PacketConn contracts require: concurrent Reads (and Writes) are
 // serialized, and every method may be called from any goroutine. The handler
 // face is not: use Loop().Post to reach a Conn from another goroutine.
-//
-// The loop thread never takes a lock the net face's goroutines hold: received
-// data reaches Read and ReadFrom through a single-producer single-consumer
-// queue (leaseq), writes hand their buffer over in the task they post, and
-// results come back through one-token channels.
 package netio

@@ -63,6 +63,9 @@ type loopState struct {
 	data     Data             // reused for every OnData call
 	closed   bool
 	stats    *loopCounters
+	// socks are the net face's sockets on this loop (any goroutine; see
+	// sockSet), closed first at shutdown.
+	socks sockSet
 }
 
 // loopCounters are netio's per-loop statistics; read with Stats.
@@ -76,6 +79,7 @@ type loopCounters struct {
 	accepted    atomic.Uint64
 	acceptErrs  atomic.Uint64
 	truncated   atomic.Uint64
+	spliced     atomic.Uint64
 }
 
 // kickCounts describes kickStarved's work, for tests. Loop thread only.
@@ -95,20 +99,56 @@ func loopStateOf(l *runtime.Loop) *loopState {
 	return ls
 }
 
-// stateOf returns l's netio state, creating it (a buffer group, an arena and
-// their fixed-buffer registration) on first use. Loop thread only.
+// stateOf returns l's netio state with its buffers: creating the state on
+// first use, and the buffers (a buffer group, an arena and their
+// fixed-buffer registration) the first time a handler-API socket needs them.
+// Loop thread only.
 func stateOf(l *runtime.Loop) (*loopState, error) {
-	if ls := loopStateOf(l); ls != nil {
+	ls := ownerOf(l)
+	if ls.group != nil {
 		return ls, nil
 	}
+	return ls, ls.initBuffers()
+}
+
+// ownerOf returns l's netio state, creating it without buffers on first
+// use: the net face needs only its socket set. Loop thread only.
+func ownerOf(l *runtime.Loop) *loopState {
+	if ls := loopStateOf(l); ls != nil {
+		return ls
+	}
 	ls := &loopState{l: l, fds: make(map[int]struct{}), stats: &loopCounters{}}
+	ls.socks.l, ls.socks.stats = l, ls.stats
+	l.SetLocal(ls)
+	l.Own(ls)
+	return ls
+}
+
+// socketSet returns the set the net face's sockets on l join, creating l's
+// netio state if needed (a task on l, waited for, the first time). Any
+// goroutine but l's own thread.
+func socketSet(l *runtime.Loop) (*sockSet, error) {
+	if ls := loopStateOf(l); ls != nil {
+		return &ls.socks, nil
+	}
+	var ls *loopState
+	if err := runOn(l, func(l *runtime.Loop) error { ls = ownerOf(l); return nil }); err != nil {
+		return nil, err
+	}
+	return &ls.socks, nil
+}
+
+// initBuffers makes the loop's buffer group and arena. Loop thread only.
+func (ls *loopState) initBuffers() error {
+	l := ls.l
 	// Use the loop's own group and arena (runtime.Config.Buffers/Arena) when
 	// it has them; otherwise make them here.
 	ls.group, ls.arena = l.Group(), l.Arena()
 	if ls.group == nil {
 		g, err := bufring.NewGroup(l.Ring(), &bufring.Config{GroupID: groupID, Count: groupCount, LowWater: groupLowWater, Batch: groupBatch, Lazy: true, Logger: l.Logger()})
 		if err != nil {
-			return nil, err
+			ls.group, ls.arena = nil, nil
+			return err
 		}
 		ls.group, ls.ownGroup = g, true
 	}
@@ -118,7 +158,8 @@ func stateOf(l *runtime.Loop) (*loopState, error) {
 			if ls.ownGroup {
 				_ = ls.group.Close()
 			}
-			return nil, err
+			ls.group, ls.arena, ls.ownGroup = nil, nil, false
+			return err
 		}
 		ls.arena, ls.ownArena = a, true
 	}
@@ -130,9 +171,7 @@ func stateOf(l *runtime.Loop) (*loopState, error) {
 			l.Logger().Info("netio: fixed buffers not registered", zap.Error(err))
 		}
 	}
-	l.SetLocal(ls)
-	l.Own(ls)
-	return ls, nil
+	return nil
 }
 
 // Close runs when the loop shuts down, after every operation finished:
@@ -140,6 +179,7 @@ func stateOf(l *runtime.Loop) (*loopState, error) {
 func (ls *loopState) Close() error {
 	ls.l.SetLocal((*loopState)(nil))
 	ls.closed = true
+	ls.socks.closeAll()
 	for fd := range ls.fds {
 		closeFD(fd)
 	}

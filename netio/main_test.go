@@ -22,6 +22,12 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv("NETIO_TEST_DIALER"); spec != "" {
 		os.Exit(dialerChild(spec))
 	}
+	if spec := os.Getenv(listenChildEnv); spec != "" {
+		os.Exit(listenChild(spec))
+	}
+	if spec := os.Getenv(manyConnsEnv); spec != "" {
+		os.Exit(manyConnsServer(spec))
+	}
 	code := m.Run()
 	if err := CloseDefault(); err != nil {
 		fmt.Fprintln(os.Stderr, "CloseDefault:", err)
@@ -47,13 +53,19 @@ func needRing(t testing.TB) {
 	}
 }
 
-// dialerChild is the client side of TestIdleConnections, in its own process
-// so that each side stays within RLIMIT_NOFILE: it opens n connections to
-// addr, prints "ready", and holds them until its stdin closes.
+// dialerChild is the client side of TestIdleConnections and
+// BenchmarkManyConns, in its own process so that each side stays within
+// RLIMIT_NOFILE: it opens n connections to addr (spec "addr,n[,bytes]"),
+// sends bytes zero bytes on each, prints "ready", and holds them until its
+// stdin closes.
 func dialerChild(spec string) int {
-	addr, nstr, _ := strings.Cut(spec, ",")
-	n, _ := strconv.Atoi(nstr)
-	ap, err := netip.ParseAddrPort(addr)
+	f := strings.Split(spec, ",")
+	n, _ := strconv.Atoi(f[1])
+	bytes := 0
+	if len(f) > 2 {
+		bytes, _ = strconv.Atoi(f[2])
+	}
+	ap, err := netip.ParseAddrPort(f[0])
 	if err != nil {
 		fmt.Println(err)
 		return 1
@@ -61,10 +73,7 @@ func dialerChild(spec string) int {
 	sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	fds := make([]int, 0, n)
 	for i := 0; i < n; i++ {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err == nil {
-			err = unix.Connect(fd, sa)
-		}
+		fd, err := dialAndSend(sa, bytes)
 		if err != nil {
 			fmt.Println("dial", i, err)
 			return 1

@@ -3,7 +3,6 @@
 package netio
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -21,47 +20,6 @@ import (
 	"github.com/ringwire/ringwire/bufring"
 	"github.com/ringwire/ringwire/runtime"
 )
-
-// TestConnWriteNeverSendZC: net.Conn Writes far above the SEND_ZC threshold
-// go out as plain sends (tcpConn.Write says why), and arrive intact. The
-// handler API's SEND_ZC and its abandonment on a copying peer are checked by
-// TestSendZCThresholdHandler.
-func TestConnWriteNeverSendZC(t *testing.T) {
-	needRing(t)
-	rt := newRuntime(t, &runtime.Config{Loops: 1})
-	lc := ListenConfig{Runtime: rt, Config: &Config{SendZCThreshold: 4096}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go echoServe(ln)
-	d := Dialer{Runtime: rt, Config: &Config{SendZCThreshold: 4096}}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	msg := make([]byte, 256<<10)
-	for i := range msg {
-		msg[i] = byte(i * 7)
-	}
-	buf := make([]byte, len(msg))
-	for i := 0; i < 3; i++ {
-		go func() { _, _ = c.Write(msg) }()
-		if _, err := io.ReadFull(c, buf); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(buf, msg) {
-			t.Fatalf("round %d: echoed bytes differ", i)
-		}
-	}
-	st := StatsOf(rt)
-	t.Logf("stats %+v", st)
-	if st.ZCSends != 0 || rt.Stats()[0].ZCNotifs != 0 {
-		t.Fatalf("%d SEND_ZC and %d notifications for net.Conn writes", st.ZCSends, rt.Stats()[0].ZCNotifs)
-	}
-}
 
 // TestPlainTCPNotMPTCP: listening and accepted sockets are plain TCP.
 func TestPlainTCPNotMPTCP(t *testing.T) {
@@ -246,10 +204,11 @@ func TestDialRefusedAndTimeout(t *testing.T) {
 	}
 }
 
-// TestPauseResumeSameTick pins the bug behind
-// TestPauseCancelAfterResumeKeepsConn deterministically: ResumeRecv right
-// after PauseRecv, before the cancel's -ECANCELED arrives, must leave the
-// connection open and receiving.
+// TestPauseResumeSameTick pins a bug deterministically: ResumeRecv right
+// after PauseRecv, in the same loop task, runs before the cancel's final
+// CQE can arrive, so that CQE always comes after the resume. It must not be
+// taken for the loop shutting down: the connection stays open, a new
+// receive is armed once the cancelled one has ended, and data flows.
 func TestPauseResumeSameTick(t *testing.T) {
 	needRing(t)
 	h := newEcho(false)
@@ -261,11 +220,28 @@ func TestPauseResumeSameTick(t *testing.T) {
 	}
 	defer c.Close()
 	sc := <-conns
+	var cancelled runtime.OpID
 	onLoop(t, sc.Loop(), func() {
+		cancelled = sc.recvOp
 		sc.PauseRecv()
 		sc.ResumeRecv()
+		if sc.recvOp != cancelled {
+			t.Errorf("ResumeRecv armed a second receive beside the one being cancelled")
+		}
 	})
-	time.Sleep(20 * time.Millisecond) // let the -ECANCELED arrive
+	if cancelled == 0 {
+		t.Fatal("no receive was armed before the pause")
+	}
+	// The cancelled receive's final CQE is dispatched on a later pass of
+	// the loop: wait for it to have replaced the receive.
+	waitFor(t, func() bool {
+		var rearmed, open bool
+		onLoop(t, sc.Loop(), func() { rearmed, open = sc.recvOp != 0 && sc.recvOp != cancelled, sc.state == stOpen })
+		if !open {
+			t.Fatal("the connection closed after pause+resume")
+		}
+		return rearmed
+	}, "the cancelled receive to end and a new one to be armed")
 	if _, err := c.Write([]byte("still there")); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +297,7 @@ func TestDialerLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := c.(*tcpConn).l; got != want {
+		if got := c.(*netTCPConn).fd.owner.l; got != want {
 			t.Errorf("TCP dial %d ran on loop %d, want %d", i, got.ID(), want.ID())
 		}
 		c.Close()
@@ -329,7 +305,7 @@ func TestDialerLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := u.(*packetConn).l; got != want {
+		if got := u.(*netUDPConn).fd.owner.l; got != want {
 			t.Errorf("UDP dial %d ran on loop %d, want %d", i, got.ID(), want.ID())
 		}
 		u.Close()

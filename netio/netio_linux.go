@@ -19,16 +19,24 @@ import (
 	"github.com/ringwire/ringwire/runtime"
 )
 
-// The default runtime serves the package functions and zero ListenConfig
-// and Dialer values. It starts on first use with runtime.New(nil) and lives
-// until CloseDefault; the next use after that starts a new one.
+// The default runtime serves the handler API's zero ListenConfig and Dialer
+// values. It starts on first use with runtime.New(nil) and lives until
+// CloseDefault; the next use after that starts a new one.
+//
+// The net face's package functions and zero values start no runtime: their
+// sockets need no loop (they wait in Go's poller), so they join
+// defaultRT.socks, which CloseDefault closes, instead of a loop's set. A
+// program that only uses the net face thus runs no loop threads and keeps
+// GOMAXPROCS as it is.
 var defaultRT struct {
-	mu sync.Mutex
-	rt *runtime.Runtime
+	mu    sync.Mutex
+	rt    *runtime.Runtime
+	socks *sockSet
+	stats loopCounters // the net face's counters for socks
 }
 
-// DefaultRuntime returns the runtime the package functions use, starting it
-// if needed.
+// DefaultRuntime returns the runtime the handler API's zero ListenConfig
+// and Dialer use, starting it if needed.
 func DefaultRuntime() (*runtime.Runtime, error) {
 	defaultRT.mu.Lock()
 	defer defaultRT.mu.Unlock()
@@ -42,15 +50,30 @@ func DefaultRuntime() (*runtime.Runtime, error) {
 	return defaultRT.rt, nil
 }
 
-// CloseDefault closes the default runtime, if one was started, and joins its
-// loop goroutines. Connections and listeners on it fail with net.ErrClosed
-// afterwards. Programs that never call it leave the loops running until exit,
-// like package net's poller; tests that check for leaked goroutines call it.
+// defaultSockets returns the set the net face's sockets join when no
+// runtime is named.
+func defaultSockets() *sockSet {
+	defaultRT.mu.Lock()
+	defer defaultRT.mu.Unlock()
+	if defaultRT.socks == nil {
+		defaultRT.socks = &sockSet{stats: &defaultRT.stats}
+	}
+	return defaultRT.socks
+}
+
+// CloseDefault closes the net-face sockets opened without a runtime and the
+// default runtime, if one was started, and joins its loop goroutines.
+// Connections, listeners and packet conns opened without a runtime fail with
+// net.ErrClosed afterwards. Programs that never call it keep them until exit,
+// like package net's; tests that check for leaked goroutines call it.
 func CloseDefault() error {
 	defaultRT.mu.Lock()
-	rt := defaultRT.rt
-	defaultRT.rt = nil
+	rt, socks := defaultRT.rt, defaultRT.socks
+	defaultRT.rt, defaultRT.socks = nil, nil
 	defaultRT.mu.Unlock()
+	if socks != nil {
+		socks.closeAll()
+	}
 	if rt == nil {
 		return nil
 	}
@@ -64,7 +87,28 @@ var (
 	availOnce   sync.Once
 	availErr    error
 	forceLog    atomic.Bool
+	unavailLog  atomic.Bool
 )
+
+// ErrForcedFallback is FallbackReason's answer when Config.ForceFallback
+// is set.
+var ErrForcedFallback = errors.New("netio: Config.ForceFallback is set")
+
+// FallbackReason reports why the net face (Listen, Dial, ListenPacket and
+// ListenConfig and Dialer with cfg; nil: defaults) returns package net's
+// objects instead of its own: nil when it does not, ErrForcedFallback, or
+// why io_uring is unavailable here (ring.Available's error: the kernel,
+// a seccomp profile such as Docker's default, kernel.io_uring_disabled).
+// Programs print it at start so that a fallback is never silent.
+func FallbackReason(cfg *Config) error {
+	if cfg != nil && cfg.ForceFallback {
+		return ErrForcedFallback
+	}
+	availOnce.Do(probeAvailable)
+	return availErr
+}
+
+func probeAvailable() { availErr = availableFn() }
 
 // fallback reports whether to use package net, logging the reason once.
 func fallback(cfg *Config) bool {
@@ -74,12 +118,10 @@ func fallback(cfg *Config) bool {
 		}
 		return true
 	}
-	availOnce.Do(func() {
-		availErr = availableFn()
-		if availErr != nil {
-			cfg.Logger.Warn("netio: io_uring unavailable, using package net", zap.Error(availErr))
-		}
-	})
+	availOnce.Do(probeAvailable)
+	if availErr != nil && unavailLog.CompareAndSwap(false, true) {
+		cfg.Logger.Warn("netio: io_uring unavailable, using package net", zap.Error(availErr))
+	}
 	return availErr != nil
 }
 
@@ -112,46 +154,6 @@ func checkHandlerCall(op string, c *Config, network string, stream bool) (Config
 	return cfg, k, nil
 }
 
-// Listen announces on the local address, as net.ListenConfig.Listen does.
-func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	cfg, err := lc.Config.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	k, ok := parseNetwork(network)
-	if !ok || !k.stream {
-		return nil, opErr("listen", network, nil, nil, "", net.UnknownNetworkError(network))
-	}
-	if fallback(&cfg) {
-		var nl net.ListenConfig
-		nl.SetMultipathTCP(false)
-		return nl.Listen(ctx, network, address)
-	}
-	rt, err := lc.runtime()
-	if err != nil {
-		return nil, opErr("listen", network, nil, nil, "", err)
-	}
-	aps, err := resolve(ctx, k, network, address, false)
-	if err != nil {
-		return nil, opErr("listen", network, nil, nil, "", err)
-	}
-	tl := &tcpListener{
-		accepted: make(chan *tcpConn, 4096),
-		errs:     make(chan error, 1),
-		closeCh:  make(chan struct{}),
-		network:  network,
-		cfg:      cfg,
-	}
-	s, err := listenServer(rt, &cfg, network, address, aps[0], k, tl)
-	if err != nil {
-		return nil, err
-	}
-	s.acceptErr = tl.onAcceptError
-	tl.s = s
-	tl.addr = net.TCPAddrFromAddrPort(s.addr)
-	return tl, nil
-}
-
 // Serve listens on address and calls h for each accepted connection (the
 // handler API). Close the Server to stop accepting.
 func (lc *ListenConfig) Serve(ctx context.Context, network, address string, h Handler) (*Server, error) {
@@ -172,136 +174,6 @@ func (lc *ListenConfig) Serve(ctx context.Context, network, address string, h Ha
 
 var errNoHandlerFallback = errors.New("netio: the handler API needs io_uring and has no package net fallback")
 
-// tcpListener is the net.Listener face of a Server.
-type tcpListener struct {
-	s         *Server
-	cfg       Config
-	network   string
-	addr      *net.TCPAddr
-	accepted  chan *tcpConn
-	errs      chan error
-	closeCh   chan struct{}
-	closeOnce sync.Once
-}
-
-func (tl *tcpListener) onAcceptError(err error) {
-	select {
-	case tl.errs <- err:
-	default:
-	}
-}
-
-// Handler methods for accepted connections, on their loop.
-
-func (tl *tcpListener) OnOpen(c *Conn) {
-	t := newTCPConn(c.Loop(), &tl.cfg, tl.network)
-	t.attach(c)
-	_ = unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	if isClosedChan(tl.closeCh) {
-		c.Close(net.ErrClosed)
-		return
-	}
-	select {
-	case tl.accepted <- t:
-	default:
-		c.Close(errors.New("netio: accept queue full")) // Accept is not keeping up
-	}
-}
-
-func (tl *tcpListener) OnData(*Conn, *Data)  {}
-func (tl *tcpListener) OnClose(*Conn, error) {}
-
-// Accept waits for the next connection.
-func (tl *tcpListener) Accept() (net.Conn, error) {
-	select {
-	case <-tl.closeCh:
-		return nil, opErr("accept", tl.network, nil, tl.addr, "", net.ErrClosed)
-	default:
-	}
-	select {
-	case t := <-tl.accepted:
-		return t, nil
-	case err := <-tl.errs:
-		return nil, opErr("accept", tl.network, nil, tl.addr, "accept4", err)
-	case <-tl.closeCh:
-		return nil, opErr("accept", tl.network, nil, tl.addr, "", net.ErrClosed)
-	}
-}
-
-// Close stops listening; connections already accepted stay open, those not
-// yet returned by Accept are closed.
-func (tl *tcpListener) Close() error {
-	first := false
-	tl.closeOnce.Do(func() { first = true; close(tl.closeCh) })
-	if !first {
-		return opErr("close", tl.network, nil, tl.addr, "", net.ErrClosed)
-	}
-	err := tl.s.Close()
-	for {
-		select {
-		case t := <-tl.accepted:
-			_ = t.Close()
-		default:
-			return err
-		}
-	}
-}
-
-// Addr returns the listener's address.
-func (tl *tcpListener) Addr() net.Addr { return tl.addr }
-
-// Dial connects to address, as net.Dialer.Dial does.
-func (d *Dialer) Dial(network, address string) (net.Conn, error) {
-	return d.DialContext(context.Background(), network, address)
-}
-
-// DialContext connects to address; ctx bounds the connect (and Timeout, if set).
-func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	cfg, err := d.Config.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	k, ok := parseNetwork(network)
-	if !ok {
-		return nil, opErr("dial", network, nil, nil, "", net.UnknownNetworkError(network))
-	}
-	if fallback(&cfg) {
-		nd := net.Dialer{Timeout: d.Timeout, LocalAddr: d.LocalAddr}
-		nd.SetMultipathTCP(false)
-		return nd.DialContext(ctx, network, address)
-	}
-	if d.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
-		defer cancel()
-	}
-	l, err := pickLoop(d.Runtime, d.Loop)
-	if err != nil {
-		return nil, opErr("dial", network, nil, nil, "", err)
-	}
-	aps, err := resolve(ctx, k, network, address, true)
-	if err != nil {
-		return nil, opErr("dial", network, nil, nil, "", err)
-	}
-	if !k.stream {
-		return dialUDP(l, &cfg, network, k, aps[0])
-	}
-	var first error
-	for _, ap := range aps {
-		t, err := dialTCP(ctx, l, &cfg, network, k, ap, nil)
-		if err == nil {
-			return t, nil
-		}
-		if first == nil {
-			first = err
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, first
-}
-
 // DialHandler connects to address and hands the connection to h (the
 // handler API): OnOpen runs on the connection's loop before DialHandler
 // returns. It must not be called from a loop thread.
@@ -319,8 +191,7 @@ func (d *Dialer) DialHandler(ctx context.Context, network, address string, h Han
 		return nil, opErr("dial", network, nil, nil, "", err)
 	}
 	var res dialResult
-	_, err = dialTCP(ctx, l, &cfg, network, k, aps[0], &dialHandlerSpec{h: h, res: &res})
-	if err != nil {
+	if err := dialHandlerTCP(ctx, l, &cfg, network, k, aps[0], &dialHandlerSpec{h: h, res: &res}); err != nil {
 		return nil, err
 	}
 	return res.c, nil
@@ -341,7 +212,6 @@ type dialer struct {
 	op   runtime.OpID
 	done chan error
 	cfg  *Config
-	t    *tcpConn
 	spec *dialHandlerSpec
 }
 
@@ -358,27 +228,18 @@ func (dl *dialer) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
 		dl.done <- err
 		return
 	}
-	var h Handler
-	if dl.spec != nil {
-		h = dl.spec.h
-	} else {
-		h = dl.t
-	}
-	c := newConn(ls, dl.cfg, dl.fd, h)
+	c := newConn(ls, dl.cfg, dl.fd, dl.spec.h)
 	c.local, _ = localAddr(dl.fd)
 	c.remote, _ = peerAddr(dl.fd)
-	if dl.t != nil {
-		dl.t.attach(c)
-	} else {
-		dl.spec.res.c = c
-	}
+	dl.spec.res.c = c
 	c.start()
 	dl.done <- nil
 }
 
-func dialTCP(ctx context.Context, l *runtime.Loop, cfg *Config, network string, k netKind, ap netip.AddrPort, spec *dialHandlerSpec) (*tcpConn, error) {
+// dialHandlerTCP connects a handler-API connection with a ring CONNECT.
+func dialHandlerTCP(ctx context.Context, l *runtime.Loop, cfg *Config, network string, k netKind, ap netip.AddrPort, spec *dialHandlerSpec) error {
 	raddr := net.TCPAddrFromAddrPort(ap)
-	fail := func(err error) (*tcpConn, error) { return nil, opErr("dial", network, nil, raddr, "connect", err) }
+	fail := func(err error) error { return opErr("dial", network, nil, raddr, "connect", err) }
 	if err := ctx.Err(); err != nil {
 		return fail(mapCtxErr(err))
 	}
@@ -392,9 +253,6 @@ func dialTCP(ctx context.Context, l *runtime.Loop, cfg *Config, network string, 
 	if err := dl.raw.Set(ap, family); err != nil {
 		closeFD(fd)
 		return fail(err)
-	}
-	if spec == nil {
-		dl.t = newTCPConn(l, cfg, network)
 	}
 	err = l.Post(runtime.TaskFunc(func(l *runtime.Loop) {
 		if _, err := stateOf(l); err != nil {
@@ -427,19 +285,15 @@ func dialTCP(ctx context.Context, l *runtime.Loop, cfg *Config, network string, 
 		err = <-dl.done
 		if err == nil {
 			// Connected just as the context ended: keep the promise of ctx.
-			if dl.t != nil {
-				_ = dl.t.Close()
-			} else {
-				c := spec.res.c
-				_ = runOn(l, func(*runtime.Loop) error { c.Close(ctx.Err()); return nil })
-			}
+			c := spec.res.c
+			_ = runOn(l, func(*runtime.Loop) error { c.Close(ctx.Err()); return nil })
 		}
 		err = mapCtxErr(ctx.Err())
 	}
 	if err != nil {
 		return fail(err)
 	}
-	return dl.t, nil
+	return nil
 }
 
 func mapCtxErr(err error) error {

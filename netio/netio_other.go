@@ -19,10 +19,23 @@ import (
 
 var errUnsupported = fmt.Errorf("netio: the handler API needs Linux io_uring: %w", errors.ErrUnsupported)
 
+// ErrForcedFallback is FallbackReason's answer when Config.ForceFallback
+// is set.
+var ErrForcedFallback = errors.New("netio: Config.ForceFallback is set")
+
+// FallbackReason reports why the net face returns package net's objects:
+// here always, since there is no io_uring.
+func FallbackReason(cfg *Config) error {
+	if cfg != nil && cfg.ForceFallback {
+		return ErrForcedFallback
+	}
+	return errUnsupported
+}
+
 // DefaultRuntime returns an error wrapping errors.ErrUnsupported here.
 func DefaultRuntime() (*runtime.Runtime, error) { return runtime.New(nil) }
 
-// CloseDefault does nothing here.
+// CloseDefault does nothing here: the net face is package net.
 func CloseDefault() error { return nil }
 
 // StatsOf returns zero counters here.

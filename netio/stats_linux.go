@@ -11,23 +11,31 @@ import "github.com/ringwire/ringwire/runtime"
 // after a data CQE without IORING_CQE_F_MORE, and after one that ended with
 // ENOBUFS, once buffers were back (each Starved receive is re-armed once,
 // unless its socket closed or paused while it waited).
+//
+// StatsOf(nil) is for the net face's sockets opened without a runtime.
 func StatsOf(rt *runtime.Runtime) Stats {
 	var s Stats
+	if rt == nil {
+		s.add(&defaultRT.stats)
+		return s
+	}
 	for _, l := range rt.Loops() {
-		ls := loopStateOf(l)
-		if ls == nil {
-			continue
+		if ls := loopStateOf(l); ls != nil {
+			s.add(ls.stats)
 		}
-		c := ls.stats
-		s.ZCSends += c.zcSends.Load()
-		s.ZCAbandoned += c.zcAbandoned.Load()
-		s.PlainSends += c.plainSends.Load()
-		s.GatheredSends += c.gathered.Load()
-		s.Rearms += c.rearms.Load()
-		s.Starved += c.starved.Load()
-		s.Accepted += c.accepted.Load()
-		s.AcceptErrors += c.acceptErrs.Load()
-		s.Truncated += c.truncated.Load()
 	}
 	return s
+}
+
+func (s *Stats) add(c *loopCounters) {
+	s.ZCSends += c.zcSends.Load()
+	s.ZCAbandoned += c.zcAbandoned.Load()
+	s.PlainSends += c.plainSends.Load()
+	s.GatheredSends += c.gathered.Load()
+	s.Rearms += c.rearms.Load()
+	s.Starved += c.starved.Load()
+	s.Accepted += c.accepted.Load()
+	s.AcceptErrors += c.acceptErrs.Load()
+	s.Truncated += c.truncated.Load()
+	s.Spliced += c.spliced.Load()
 }

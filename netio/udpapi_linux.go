@@ -5,6 +5,7 @@ package netio
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"syscall"
@@ -228,4 +229,13 @@ func udpSocketInfo(fd int) (family int, local, remote netip.AddrPort, err error)
 		return 0, local, remote, os.NewSyscallError("getpeername", err)
 	}
 	return family, local, remote, nil
+}
+
+// udpAddrOrNil returns ap as a net.Addr for an error: a *net.UDPAddr, with
+// only the port when ap has no address.
+func udpAddrOrNil(ap netip.AddrPort) net.Addr {
+	if !ap.Addr().IsValid() {
+		return &net.UDPAddr{Port: int(ap.Port())}
+	}
+	return net.UDPAddrFromAddrPort(ap)
 }

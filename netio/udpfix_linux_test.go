@@ -413,7 +413,7 @@ func TestUDPLoopChoice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := pc.(*packetConn).l; got != l {
+			if got := pc.(*netUDPConn).fd.owner.l; got != l {
 				t.Errorf("ListenPacket with Loop %d ran on loop %d", i, got.ID())
 			}
 			_ = pc.Close()

@@ -6,7 +6,10 @@ package sockaddr
 // invariant: unix.RawSockaddrAny is a plain struct of SizeofAny bytes with no
 // Go pointers (struct sockaddr_storage), so viewing it as bytes is sound for as
 // long as the *unix.RawSockaddrAny stays reachable, which the returned slice
-// guarantees by pointing into it.
+// guarantees by pointing into it. Recvmsg and Sendmsg pass the kernel a
+// msghdr on their own stack whose pointers reach the caller's slices; the
+// uintptr conversion sits in the Syscall argument list, so the msghdr and
+// everything it points to stay alive and unmoved until the call returns.
 
 import (
 	"encoding/binary"
@@ -86,4 +89,61 @@ func Disconnect(fd int) error {
 		return e
 	}
 	return nil
+}
+
+// Recvmsg receives one message on fd with recvmsg(2): the payload into p,
+// control messages into oob and the sender's address into *from (read it
+// with Decode(AnyBytes(from))). It returns the payload and control lengths
+// and the message flags (MSG_TRUNC, MSG_CTRUNC). It allocates nothing: the
+// msghdr and iovec live on the stack for the duration of the call, as in
+// x/sys/unix's own recvmsg.
+func Recvmsg(fd int, p, oob []byte, flags int, from *unix.RawSockaddrAny) (n, oobn, rflags int, err error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	if from != nil {
+		msg.Name = (*byte)(unsafe.Pointer(from))
+		msg.Namelen = uint32(SizeofAny)
+	}
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+		msg.Iov = &iov
+		msg.SetIovlen(1)
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	if e != 0 {
+		return 0, 0, 0, e
+	}
+	return int(r), int(msg.Controllen), int(msg.Flags), nil
+}
+
+// Sendmsg sends p, with the control messages in oob, on fd with
+// sendmsg(2) to the encoded address to (Raw.Bytes; empty on a connected
+// socket). It allocates nothing.
+func Sendmsg(fd int, p, oob, to []byte, flags int) (int, error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	if len(to) > 0 {
+		msg.Name = &to[0]
+		msg.Namelen = uint32(len(to))
+	}
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+		msg.Iov = &iov
+		msg.SetIovlen(1)
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }

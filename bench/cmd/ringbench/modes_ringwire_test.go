@@ -109,7 +109,9 @@ func TestSmokeRingwire(t *testing.T) {
 		self := strings.Fields(r["self-rep sys/msg"])
 		if len(self) != 2 || self[1] != "io_uring_enter" {
 			t.Errorf("%s: self-rep sys/msg = %q, want \"N io_uring_enter\"", r["mode"], r["self-rep sys/msg"])
-		} else if v, err := strconv.ParseFloat(self[0], 64); err != nil || v <= 0 {
+		} else if v, err := strconv.ParseFloat(self[0], 64); err != nil || v < 0 || v == 0 && r["mode"] != "ringwire-conn" {
+			// The net face reads and writes through Go's poller: its
+			// loops enter the ring only for their own housekeeping.
 			t.Errorf("%s: self-reported io_uring_enter/msg = %q", r["mode"], self[0])
 		}
 		if strings.Contains(r["bottleneck"], "ERR") {

@@ -62,12 +62,3 @@ func TestNettestConnTCP6(t *testing.T) {
 func TestNettestConnFallback(t *testing.T) {
 	nettest.TestConn(t, makePipe("tcp", "127.0.0.1:0", &Config{ForceFallback: true}))
 }
-
-// TestPauseCancelAfterResumeKeepsConn pins a bug: with a small read-ahead
-// the receive is paused (cancelled) and resumed often, and the -ECANCELED of
-// a cancel that a resume had overtaken was taken for the loop shutting down,
-// closing the connection ("use of closed network connection" in BasicIO).
-func TestPauseCancelAfterResumeKeepsConn(t *testing.T) {
-	needRing(t)
-	nettest.TestConn(t, makePipe("tcp", "127.0.0.1:0", &Config{ReadAhead: 16 << 10}))
-}

@@ -429,7 +429,7 @@ type sockopts struct {
 func sockoptsOf(t *testing.T, c net.Conn) sockopts {
 	t.Helper()
 	var o sockopts
-	err := c.(*tcpConn).onLoop("get", func(fd int) error {
+	err := c.(*netTCPConn).fd.control(func(fd int) error {
 		var err error
 		get := func(level, opt int) int {
 			v, e := unix.GetsockoptInt(fd, level, opt)
@@ -551,7 +551,7 @@ func TestPackageFunctionsNetworks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			if _, ok := ln.(*tcpListener); !ok {
+			if _, ok := ln.(*netTCPListener); !ok {
 				t.Fatalf("Listen returned %T, want netio's listener", ln)
 			}
 			go echoServe(ln)
@@ -567,7 +567,7 @@ func TestPackageFunctionsNetworks(t *testing.T) {
 				if err != nil {
 					t.Fatalf("dial #%d: %v", i, err)
 				}
-				if _, ok := c.(*tcpConn); !ok {
+				if _, ok := c.(*netTCPConn); !ok {
 					t.Fatalf("dial #%d returned %T, want netio's conn", i, c)
 				}
 				la, ra := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
@@ -595,7 +595,7 @@ func TestPackageFunctionsNetworks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pc.Close()
-			if _, ok := pc.(*packetConn); !ok {
+			if _, ok := pc.(*netUDPConn); !ok {
 				t.Fatalf("ListenPacket returned %T, want netio's packet conn", pc)
 			}
 			if la := pc.LocalAddr().(*net.UDPAddr); (la.IP.To4() == nil) != tt.v6 {
@@ -621,7 +621,7 @@ func TestPackageFunctionsNetworks(t *testing.T) {
 				if err != nil {
 					t.Fatalf("dial #%d: %v", i, err)
 				}
-				if _, ok := c.(*packetConn); !ok {
+				if _, ok := c.(*netUDPConn); !ok {
 					t.Fatalf("dial #%d returned %T, want netio's packet conn", i, c)
 				}
 				if ra := c.RemoteAddr().(*net.UDPAddr); ra.String() != pc.LocalAddr().String() {
@@ -665,25 +665,63 @@ func echoOnce(t *testing.T, c net.Conn) {
 	_ = c.SetDeadline(time.Time{})
 }
 
-// TestDefaultRuntimeStartsOnFirstUse: with no default runtime, the first
-// package function starts one; later calls share it; CloseDefault ends it
-// and the next use starts another.
+// TestDefaultRuntimeStartsOnFirstUse: the net face's package functions
+// start no runtime (their sockets wait in Go's poller); CloseDefault closes
+// the sockets they opened. The handler API's zero values start the default
+// runtime on first use and share it; CloseDefault ends it and the next use
+// starts another.
 func TestDefaultRuntimeStartsOnFirstUse(t *testing.T) {
 	needRing(t)
 	if err := CloseDefault(); err != nil {
 		t.Fatal(err)
 	}
-	defaultRT.mu.Lock()
-	none := defaultRT.rt == nil
-	defaultRT.mu.Unlock()
-	if !none {
-		t.Fatal("a default runtime exists after CloseDefault")
+	running := func() bool {
+		defaultRT.mu.Lock()
+		defer defaultRT.mu.Unlock()
+		return defaultRT.rt != nil
 	}
 	ln, err := Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	c, err := Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pc, err := ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if running() {
+		t.Fatal("the net face's package functions started a runtime")
+	}
+	if err := CloseDefault(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write after CloseDefault: %v, want net.ErrClosed", err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after CloseDefault: %v, want net.ErrClosed", err)
+	}
+	if _, _, err := pc.ReadFrom(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("ReadFrom after CloseDefault: %v, want net.ErrClosed", err)
+	}
+	ln2, err := Listen("tcp", "127.0.0.1:0") // works again after CloseDefault
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2.Close()
+
+	var lc ListenConfig
+	s, err := lc.Serve(context.Background(), "tcp", "127.0.0.1:0", newEcho(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	rt, err := DefaultRuntime()
 	if err != nil || rt == nil {
 		t.Fatalf("DefaultRuntime = %v, %v", rt, err)
@@ -691,21 +729,8 @@ func TestDefaultRuntimeStartsOnFirstUse(t *testing.T) {
 	if rt2, _ := DefaultRuntime(); rt2 != rt {
 		t.Fatal("DefaultRuntime started a second runtime")
 	}
-	c, err := Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if !loopOf(rt, c.(*tcpConn).l) {
-		t.Fatal("Dial's connection is not on the default runtime")
-	}
-	pc, err := ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	if !loopOf(rt, pc.(*packetConn).l) {
-		t.Fatal("ListenPacket's socket is not on the default runtime")
+	if !loopOf(rt, s.accs[0].l) {
+		t.Fatal("Serve's listener is not on the default runtime")
 	}
 }
 

@@ -33,12 +33,14 @@ func withAvailability(t *testing.T, probe func() error) (restore func()) {
 	availableFn = probe
 	availOnce = sync.Once{}
 	availErr = nil
+	unavailLog.Store(false)
 	var once sync.Once
 	restore = func() {
 		once.Do(func() {
 			availableFn = ring.Available
 			availOnce = sync.Once{}
 			availErr = nil
+			unavailLog.Store(false)
 		})
 	}
 	t.Cleanup(restore)
@@ -197,6 +199,13 @@ func TestFallbackWhenUnavailable(t *testing.T) {
 		}
 	}
 
+	// Asked, netio says why it fell back, without probing again.
+	if got := FallbackReason(cfg); got != probeErr {
+		t.Errorf("FallbackReason = %v, want the probe's %v", got, probeErr)
+	}
+	if got := FallbackReason(&Config{ForceFallback: true}); got != ErrForcedFallback {
+		t.Errorf("FallbackReason with ForceFallback = %v, want ErrForcedFallback", got)
+	}
 	if n := probes.Load(); n != 1 {
 		t.Errorf("availability probed %d times, want once", n)
 	}
@@ -217,6 +226,9 @@ func TestFallbackWhenUnavailable(t *testing.T) {
 	restore()
 	if err := ring.Available(); err != nil {
 		return
+	}
+	if err := FallbackReason(nil); err != nil {
+		t.Errorf("FallbackReason with io_uring available = %v, want nil", err)
 	}
 	ln, err = lc.Listen(ctx, "tcp4", "127.0.0.1:0")
 	if err != nil {
