@@ -169,6 +169,19 @@ func TestTimersUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// The reference: Go timers over the same spread, under the same load,
+	// armed in the same window as the loop's, so that a stall of the whole
+	// process (a busy machine) makes both late alike.
+	goLate := make([]time.Duration, 2000)
+	var goWG sync.WaitGroup
+	for i := range goLate {
+		at := time.Now().Add(time.Duration(1+rand.IntN(200)) * time.Millisecond)
+		goWG.Add(1)
+		time.AfterFunc(time.Until(at), func() {
+			goLate[i] = time.Since(at)
+			goWG.Done()
+		})
+	}
 	// Scheduled 1000 at a time, as a server arms deadlines: a few per task.
 	var ids []TimerID
 	for from := 0; from < timers; from += 1000 {
@@ -192,17 +205,6 @@ func TestTimersUnderLoad(t *testing.T) {
 			}
 		}
 	})
-	// The reference: Go timers over the same spread, under the same load.
-	goLate := make([]time.Duration, 2000)
-	var goWG sync.WaitGroup
-	for i := range goLate {
-		at := time.Now().Add(time.Duration(1+rand.IntN(200)) * time.Millisecond)
-		goWG.Add(1)
-		time.AfterFunc(time.Until(at), func() {
-			goLate[i] = time.Since(at)
-			goWG.Done()
-		})
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	for p.fired.Load() < int64(timers-stopped) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
