@@ -23,6 +23,8 @@ import (
 func runChild(mode string) int {
 	var err error
 	switch mode {
+	case "restart-server":
+		err = restartServerChild()
 	default:
 		err = fmt.Errorf("unknown %s=%q", childEnv, mode)
 	}
