@@ -25,6 +25,10 @@ func runChild(mode string) int {
 	switch mode {
 	case "restart-server":
 		err = restartServerChild()
+	case "bench-server":
+		err = benchServerChild()
+	case "loadgen":
+		err = loadgenChild()
 	default:
 		err = fmt.Errorf("unknown %s=%q", childEnv, mode)
 	}
