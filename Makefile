@@ -7,7 +7,7 @@ BENCHSTAT     ?= golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d
 GIOURING_FLAGS = -tags giouring -ldflags=-checklinkname=0
 TESTFLAGS     ?= -race -shuffle=on -timeout 15m
 
-.PHONY: build test test-giouring bench bench-giouring fuzz lint demo tidy-check
+.PHONY: build test test-giouring bench bench-giouring fuzz lint demo tidy-check interop bench-interop
 
 build:
 	$(GO) build ./...
@@ -42,3 +42,16 @@ tidy-check:
 # About a minute: the most telling echo rows and an RTP relay row, every mode interleaved.
 demo:
 	$(GO) run ./cmd/ringbench -preset demo -pin -png ringbench-demo.png -out ringbench-demo.md
+
+# The interop suite: the nested module interop/ runs net/http, TLS, HTTP/2, gRPC, quic-go,
+# x/net/ipv4, an io.Copy proxy, SIGTERM restarts, curl and h2load over netio beside package
+# net (about 4 minutes on 2 cores). `make test` does not reach it: ./... stops at its go.mod.
+interop:
+	cd interop && RINGWIRE_STRICT=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+# The interop benchmarks, netio and package net interleaved in each run, then their table
+# (ratios are netio/net). Servers and load generators run as pinned child processes.
+bench-interop:
+	cd interop && bash -o pipefail -c "$(GO) test -run '^$$' -bench 'UDPWriteTo' -benchtime 2s -count 1 ./... | tee ../bench-interop.txt"
+	cd interop && bash -o pipefail -c "$(GO) test -run '^$$' -bench 'QUICBulk|ProxyCPU|HTTP|GRPC' -benchtime 3x -count 1 -timeout 30m ./... | tee -a ../bench-interop.txt"
+	cd interop && $(GO) run ./cmd/benchtable < ../bench-interop.txt
