@@ -89,7 +89,7 @@ func benchServerChild() error {
 	var stop func()
 	switch kind := os.Getenv("INTEROP_KIND"); kind {
 	case "http", "https":
-		srv := &http.Server{Handler: httpHandler(), ErrorLog: log.New(io.Discard, "", 0)}
+		srv := &http.Server{Handler: httpHandler(nil), ErrorLog: log.New(io.Discard, "", 0)}
 		if kind == "https" {
 			cert, err := testCert()
 			if err != nil {

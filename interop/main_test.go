@@ -5,6 +5,7 @@ package interop
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -21,6 +22,9 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(mode))
 	}
 	code := m.Run()
+	if p, err := httpFilePath(); err == nil {
+		_ = os.RemoveAll(filepath.Dir(p))
+	}
 	if err := netio.CloseDefault(); err != nil {
 		fmt.Fprintln(os.Stderr, "netio.CloseDefault:", err)
 		code = 1

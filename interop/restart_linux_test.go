@@ -86,8 +86,9 @@ func runRestart(t *testing.T, st *stack) {
 	var firstErr string
 	busy, firstBusy := 0, ""
 
-	// start starts a server child and binds it at once; it returns the
-	// child and its line ("ready ADDR" or "bind-error ...").
+	// start tells the waiting server child to bind and returns it with its
+	// answer ("ready ADDR" or "bind-error ..."); prepare starts the next
+	// one, which waits for start.
 	pending := startChildT(t, "restart-server", "INTEROP_STACK="+st.name, "INTEROP_ADDR="+addr)
 	start := func() (*child, string) {
 		c := pending
@@ -110,7 +111,7 @@ func runRestart(t *testing.T, st *stack) {
 	}()
 	for cycle := 0; cycle <= restartCycles; cycle++ {
 		c, l := start()
-		exited := time.Now()
+		tried := time.Now()
 		for strings.HasPrefix(l, "bind-error") {
 			if cycle == 0 {
 				t.Fatalf("%s: the first server could not listen: %s", st.name, l)
@@ -124,14 +125,14 @@ func runRestart(t *testing.T, st *stack) {
 			inUse++
 			// Keep the cycles going: bind again until the port is free.
 			for strings.HasPrefix(l, "bind-error") {
-				if time.Since(exited) > 10*time.Second {
+				if time.Since(tried) > 10*time.Second {
 					t.Fatalf("%s: restart %d: the port stayed bound for 10s after the previous server exited: %s", st.name, cycle, l)
 				}
 				<-c.waited
 				prepare()
 				c, l = start()
 			}
-			worst = max(worst, time.Since(exited))
+			worst = max(worst, time.Since(tried))
 		}
 		if cycle == 0 {
 			addr = strings.TrimPrefix(l, "ready ")
