@@ -12,7 +12,7 @@ BENCH_DIR     = bench
 GIOURING_FLAGS = -tags giouring -ldflags=-checklinkname=0
 TESTFLAGS     ?= -race -shuffle=on -timeout 15m
 
-.PHONY: build test test-giouring bench bench-giouring fuzz lint demo tidy-check
+.PHONY: build test test-giouring bench bench-giouring fuzz lint demo tidy-check interop bench-interop
 
 build:
 	$(GO) build ./...
@@ -44,11 +44,26 @@ fuzz:
 lint:
 	$(GO) run $(GOLANGCI_LINT) run ./...
 	cd $(BENCH_DIR) && $(GO) run $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...
+	cd interop && $(GO) run $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...
 
 tidy-check:
 	$(GO) mod tidy -diff
 	cd $(BENCH_DIR) && $(GO) mod tidy -diff
+	cd interop && $(GO) mod tidy -diff
 
 # About a minute: the most telling echo rows and an RTP relay row, every mode interleaved.
 demo:
 	cd $(BENCH_DIR) && $(GO) run ./cmd/ringbench -preset demo -pin -png $(CURDIR)/ringbench-demo.png -out $(CURDIR)/ringbench-demo.md
+
+# The interop suite: the nested module interop/ runs net/http, TLS, HTTP/2, gRPC, quic-go,
+# x/net/ipv4, an io.Copy proxy, SIGTERM restarts, curl and h2load over netio beside package
+# net (about 4 minutes on 2 cores). `make test` does not reach it: ./... stops at its go.mod.
+interop:
+	cd interop && RINGWIRE_STRICT=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+# The interop benchmarks, netio and package net interleaved in each run, then their table
+# (ratios are netio/net). Servers and load generators run as pinned child processes.
+bench-interop:
+	cd interop && bash -o pipefail -c "$(GO) test -run '^$$' -bench 'UDPWriteTo' -benchtime 2s -count 1 ./... | tee ../bench-interop.txt"
+	cd interop && bash -o pipefail -c "$(GO) test -run '^$$' -bench 'QUICBulk|ProxyCPU|HTTP|GRPC' -benchtime 3x -count 1 -timeout 30m ./... | tee -a ../bench-interop.txt"
+	cd interop && $(GO) run ./cmd/benchtable < ../bench-interop.txt
