@@ -518,6 +518,13 @@ func (l *Loop) recoverPanic() {
 	}
 }
 
+// ReportPanic records v, a panic recovered by a Handler or Task itself so
+// that it could clean up after it, as the loop records the panics it
+// recovers: counted in Stats.Panics and logged. Call it from the deferred
+// function that recovered, so that the logged stack is the panic's. Loop
+// thread only.
+func (l *Loop) ReportPanic(v any) { l.onPanic(v) }
+
 func (l *Loop) onPanic(v any) {
 	n := l.st.panics.Add(1)
 	// The first few with their stack, then one in 1024: a handler that
@@ -706,9 +713,35 @@ func (l *Loop) StopTimer(id TimerID) bool {
 }
 
 // Own hands c to the loop: it is closed on the loop thread when the loop
-// shuts down, after every operation has finished, in reverse order of Own.
-// Loop thread only.
+// shuts down, after every operation has finished (or the wait for them gave
+// up: see InFlight), in reverse order of Own. Loop thread only.
 func (l *Loop) Own(c io.Closer) { l.owned = append(l.owned, c) }
+
+// InFlight returns how many kernel operations of the loop have not had their
+// final CQE (mailboxes and the runtime's doorbell not counted). A Closer
+// handed to Own that finds it non-zero runs after shutdown gave up waiting
+// for them (Runtime.Close then returns an error): the kernel may still write
+// to the memory they point to, so that memory must stay mapped, as the
+// loop's own buffer group and arena do. Loop thread only.
+func (l *Loop) InFlight() int {
+	n := l.ops.live - l.ops.persistent
+	if l.bellArm {
+		n--
+	}
+	return n
+}
+
+// OnLoopThread reports whether the caller runs on the loop's thread: in one
+// of its Handlers or Tasks, or in Config.Setup. There, a call that posts to
+// the loop and waits for the result would wait forever. Any goroutine.
+func (l *Loop) OnLoopThread() bool {
+	select {
+	case <-l.done:
+		return false // the thread has exited: its id may be reused
+	default:
+		return l.tid == unix.Gettid()
+	}
+}
 
 // SetLocal stores v as the loop's local value: per-loop state of the layer
 // that runs sockets on the loop (netio keeps its buffer group, arena and
