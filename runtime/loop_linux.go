@@ -49,7 +49,8 @@ type Loop struct {
 	scratch   scratchMem
 	msgAck    OpID
 	minWait   time.Duration
-	enterErrs int // io_uring_enter failures logged so far
+	rearmed   bool // CountRearm since the last enter: the next wait skips minWait
+	enterErrs int  // io_uring_enter failures logged so far
 
 	// Shared.
 	tid    int // the loop thread's id, set before New returns
@@ -347,6 +348,7 @@ func (l *Loop) poll() {
 	default:
 		return
 	}
+	l.rearmed = false // submitted without waiting: nothing to hold back
 	l.st.enters.Add(1)
 	l.st.sqes.Add(uint64(n))
 	l.enterError(err)
@@ -372,7 +374,12 @@ func (l *Loop) sleep() {
 	}
 	timeout := l.wheel.nextTimeout(time.Now())
 	want := uint32(1)
-	if l.minWait > 0 {
+	minWait := l.minWait
+	if l.rearmed {
+		minWait = 0 // see CountRearm
+		l.rearmed = false
+	}
+	if minWait > 0 {
 		want = uint32(l.cfg.BatchLimit)
 		if timeout <= 0 {
 			// Without a general timeout the kernel ends the wait when
@@ -381,7 +388,7 @@ func (l *Loop) sleep() {
 			timeout = time.Hour
 		}
 	}
-	n, err := l.r.WaitCQEs(want, timeout, l.minWait)
+	n, err := l.r.WaitCQEs(want, timeout, minWait)
 	atomic.StoreUint32(l.sleeping, 0)
 	l.st.enters.Add(1)
 	l.st.sqes.Add(uint64(n))
@@ -764,8 +771,16 @@ func (l *Loop) Probe() *ring.Probe { return l.probe }
 func (l *Loop) Tier() Tier { return l.tier }
 
 // CountRearm records that a multishot operation was re-armed after its final
-// CQE (Stats.Rearms). Loop thread only.
-func (l *Loop) CountRearm() { l.st.rearms.Add(1) }
+// CQE (Stats.Rearms), and makes the loop's next wait return on the first
+// completion, without the latency budget: the re-armed operation completes at
+// once if data queued while it was down, and that completion (a zero-length
+// datagram ends a multishot recvmsg, so a flood of them ends it again and
+// again) must not wait a whole budget to be handled and re-armed. Loop
+// thread only.
+func (l *Loop) CountRearm() {
+	l.st.rearms.Add(1)
+	l.rearmed = true
+}
 
 // Post queues t to run on the loop thread. It may be called from any
 // goroutine, the loop's own included; it never blocks, and it allocates
