@@ -181,6 +181,18 @@ func (c *Conn) armRecv() {
 	c.recvOp = id
 }
 
+// rearmFinal re-arms the receive after a final CQE that did not end the
+// connection (the kernel ends a multishot receive for reasons of its own, a
+// CQ that was full for one). A re-arm is counted in Stats.Rearms and with the
+// loop's CountRearm, whose next wait then skips the latency budget.
+func (c *Conn) rearmFinal() {
+	c.armRecv()
+	if c.recvOp != 0 {
+		c.ls.l.CountRearm()
+		c.ls.stats.rearms.Add(1)
+	}
+}
+
 // PauseRecv stops receiving until ResumeRecv: the peer's data waits in the
 // socket buffer and then in the peer's, which slows the peer down.
 func (c *Conn) PauseRecv() {
@@ -246,9 +258,7 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 			*d = Data{}
 		}
 		if final {
-			c.ls.l.CountRearm()
-			c.ls.stats.rearms.Add(1)
-			c.armRecv()
+			c.rearmFinal()
 		}
 	case cqe.Res == 0:
 		if cqe.HasBuffer() {

@@ -114,6 +114,20 @@ func (u *UDPConn) armRecv() {
 	u.recvOp = id
 }
 
+// rearmFinal re-arms the receive after a final CQE that did not close the
+// socket: the kernel ends a multishot recvmsg on every zero-length datagram
+// and on an error such as ECONNREFUSED. A re-arm is counted in Stats.Rearms
+// and with the loop's CountRearm, whose next wait then skips the latency
+// budget, so a flood of empty datagrams costs one quick round each instead of
+// a whole budget each while the socket's valid datagrams queue behind them.
+func (u *UDPConn) rearmFinal() {
+	u.armRecv()
+	if u.recvOp != 0 {
+		u.ls.l.CountRearm()
+		u.ls.stats.rearms.Add(1)
+	}
+}
+
 // PauseRecv stops receiving until ResumeRecv (datagrams then queue in the
 // socket buffer and, once it is full, are dropped by the kernel).
 func (u *UDPConn) PauseRecv() {
@@ -149,10 +163,8 @@ func (o *udpOps) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 		if !lease.IsZero() {
 			u.deliver(lease)
 		}
-		if final && u.state == stOpen {
-			l.CountRearm()
-			u.ls.stats.rearms.Add(1)
-			u.armRecv()
+		if final {
+			u.rearmFinal() // a zero-length datagram ends a multishot recvmsg
 		}
 		u.maybeFinish()
 		return
@@ -175,7 +187,7 @@ func (o *udpOps) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 		if u.state == stOpen {
 			u.h.OnError(u, os.NewSyscallError("recvmsg", errno))
 			if final {
-				u.armRecv()
+				u.rearmFinal()
 			}
 		}
 	}
