@@ -301,12 +301,17 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 // Write copies b into loop-owned memory and queues it for sending; the
 // caller may reuse b at once. It returns ErrWriteQueueFull when the queue is
 // above Config.WriteHighWater (nothing is queued), net.ErrClosed after Close.
+// An empty b queues nothing (as net.Conn's Write(nil) sends nothing) and gets
+// no OnSent.
 func (c *Conn) Write(b []byte) error { return c.write(b, 0, false) }
 
 // WriteTag is Write with a tag reported to a SendHandler's OnSent.
 func (c *Conn) WriteTag(b []byte, tag uint64) error { return c.write(b, tag, true) }
 
 func (c *Conn) write(b []byte, tag uint64, notify bool) error {
+	if len(b) == 0 {
+		return c.canQueueEmpty()
+	}
 	if err := c.canQueue(); err != nil {
 		return err
 	}
@@ -348,8 +353,12 @@ func (c *Conn) write(b []byte, tag uint64, notify bool) error {
 }
 
 // Send queues b for sending without copying it. b must stay unchanged and
-// reachable until OnSent reports tag (the Handler must be a SendHandler).
+// reachable until OnSent reports tag (the Handler must be a SendHandler). An
+// empty b queues nothing and gets no OnSent.
 func (c *Conn) Send(b []byte, tag uint64) error {
+	if len(b) == 0 {
+		return c.canQueueEmpty()
+	}
 	if err := c.canQueue(); err != nil {
 		return err
 	}
@@ -369,8 +378,13 @@ func (c *Conn) sendUser(b []byte, tag uint64) {
 // SendLease sends view, which lies in the lease's buffer (a Data's Bytes
 // after Keep), without copying: with SEND_ZC from the registered buffer when
 // it is large enough, otherwise a plain send from it. The lease is released
-// when the send completes; to send the same bytes twice, Retain first.
+// when the send completes; to send the same bytes twice, Retain first. An
+// empty view queues nothing and gets no OnSent: the lease is released at once.
 func (c *Conn) SendLease(l bufring.Lease, view []byte, tag uint64) error {
+	if len(view) == 0 {
+		l.Release()
+		return c.canQueueEmpty()
+	}
 	if err := c.canQueue(); err != nil {
 		l.Release()
 		return err
@@ -389,6 +403,15 @@ func (c *Conn) canQueue() error {
 	if c.queued >= c.cfg.WriteHighWater {
 		c.highWater = true
 		return ErrWriteQueueFull
+	}
+	return nil
+}
+
+// canQueueEmpty is what an empty Write, Send or SendLease returns: nothing
+// is queued, so only a closed connection is an error.
+func (c *Conn) canQueueEmpty() error {
+	if c.state != stOpen {
+		return net.ErrClosed
 	}
 	return nil
 }
