@@ -157,7 +157,7 @@ func (c *Conn) Queued() int { return c.queued }
 
 // start delivers OnOpen and arms the receive.
 func (c *Conn) start() {
-	c.h.OnOpen(c)
+	c.callOnOpen()
 	c.armRecv()
 }
 
@@ -251,7 +251,7 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 		} else {
 			d := &c.ls.data
 			*d = Data{lease: lease, view: lease.Bytes()}
-			c.h.OnData(c, d)
+			c.callOnData(d)
 			if !d.kept {
 				lease.Release()
 			}
@@ -270,7 +270,7 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 		}
 		if c.state == stOpen {
 			if c.hPeer != nil {
-				c.hPeer.OnPeerClose(c)
+				c.callOnPeerClose()
 			} else {
 				c.closeAfterFlush(io.EOF)
 			}
@@ -662,17 +662,15 @@ func (c *Conn) finishSend(r *sendReq, err error) {
 	c.sentN = r.off
 	*r = sendReq{}
 	c.qhead++
-	if notify && c.hSent != nil {
-		c.hSent.OnSent(c, tag, err)
+	if notify {
+		c.callOnSent(tag, err)
 	}
 }
 
 func (c *Conn) afterSend() {
 	if c.highWater && c.queued < c.cfg.WriteHighWater/2 && c.state == stOpen {
 		c.highWater = false
-		if c.hWrite != nil {
-			c.hWrite.OnWritable(c)
-		}
+		c.callOnWritable()
 	}
 	if c.state == stOpen {
 		c.startSend()
@@ -701,8 +699,8 @@ func (c *Conn) cancelSend(tag uint64) {
 		case sendLease:
 			r.lease.Release()
 		}
-		if r.notify && c.hSent != nil {
-			c.hSent.OnSent(c, r.tag, errCanceled)
+		if r.notify {
+			c.callOnSent(r.tag, errCanceled)
 		}
 		return
 	}
@@ -773,8 +771,8 @@ func (c *Conn) Close(reason error) {
 		}
 		tag, notify := r.tag, r.notify && r.kind != sendShutdown
 		*r = sendReq{}
-		if notify && c.hSent != nil {
-			c.hSent.OnSent(c, tag, net.ErrClosed)
+		if notify {
+			c.callOnSent(tag, net.ErrClosed)
 		}
 	}
 	c.q = c.q[:start]
@@ -798,9 +796,60 @@ func (c *Conn) maybeFinish() {
 		closeFD(c.fd)
 	}
 	c.q = nil
-	c.h.OnClose(c, c.reason)
+	c.callOnClose()
 }
 
 // recvArmed reports whether a receive is armed (kickStarved skips a connection
 // that closed or paused while it waited for buffers). Loop thread.
 func (c *Conn) recvArmed() bool { return c.recvOp != 0 }
+
+// The handler's callbacks are called through these, each of which recovers a
+// panic (recoverCallback).
+func (c *Conn) callOnOpen() {
+	defer c.recoverCallback("OnOpen")
+	c.h.OnOpen(c)
+}
+
+func (c *Conn) callOnData(d *Data) {
+	defer c.recoverCallback("OnData")
+	c.h.OnData(c, d)
+}
+
+func (c *Conn) callOnPeerClose() {
+	defer c.recoverCallback("OnPeerClose")
+	c.hPeer.OnPeerClose(c)
+}
+
+func (c *Conn) callOnSent(tag uint64, err error) {
+	if c.hSent == nil {
+		return
+	}
+	defer c.recoverCallback("OnSent")
+	c.hSent.OnSent(c, tag, err)
+}
+
+func (c *Conn) callOnWritable() {
+	if c.hWrite == nil {
+		return
+	}
+	defer c.recoverCallback("OnWritable")
+	c.hWrite.OnWritable(c)
+}
+
+func (c *Conn) callOnClose() {
+	defer c.recoverCallback("OnClose")
+	c.h.OnClose(c, c.reason)
+}
+
+// recoverCallback, deferred around a handler callback, turns its panic into
+// a Close with a *PanicError, as though the callback had called Close and
+// returned: the code after the callback runs as it would have (a receive's
+// lease is released, a final CQE's re-arm sees the connection closing), so
+// nothing is left half set up. The panic is reported to the loop
+// (Stats.Panics, logged with its stack).
+func (c *Conn) recoverCallback(callback string) {
+	if v := recover(); v != nil {
+		c.ls.l.ReportPanic(v)
+		c.Close(&PanicError{Callback: callback, Value: v})
+	}
+}

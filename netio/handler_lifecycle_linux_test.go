@@ -3,8 +3,13 @@
 package netio
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,6 +64,45 @@ type closeEvent struct {
 
 func newFuncHandler() *funcHandler { return &funcHandler{closed: make(chan closeEvent, 64)} }
 
+// roundTrip writes msg on c and reads it back within limit, returning how
+// long it took.
+func roundTrip(t *testing.T, c net.Conn, msg string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	_ = c.SetDeadline(start.Add(limit))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("round trip of %q: %v after %v", msg, err, time.Since(start))
+	}
+	if string(got) != msg {
+		t.Fatalf("round trip: got %q, want %q", got, msg)
+	}
+	return time.Since(start)
+}
+
+// wantEOF fails unless c's peer has closed: a read returns io.EOF or a reset
+// within 10s.
+func wantEOF(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.Read(make([]byte, 64))
+	if err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("%s: read %v, want EOF (the server closed it)", what, err)
+	}
+}
+
+// wantPanicClose checks that ev is an OnClose for a panic in callback.
+func wantPanicClose(t *testing.T, ev closeEvent, callback string) {
+	t.Helper()
+	var pe *PanicError
+	if !errors.As(ev.err, &pe) || pe.Callback != callback || pe.Value != "boom" {
+		t.Fatalf("OnClose reason %v, want a *PanicError for %s", ev.err, callback)
+	}
+}
+
 // TestSendEmptyPanickedLoop: Conn.Send of an empty slice pinned &b[0] and
 // panicked on the loop, leaving the connection's send half set up. An empty
 // Send, Write, WriteTag or SendLease is now a no-op (as net.Conn's Write(nil)
@@ -112,4 +156,201 @@ func TestSendEmptyPanickedLoop(t *testing.T) {
 			t.Errorf("%d receive buffers still leased: the empty SendLease kept its lease", n)
 		}
 	})
+}
+
+// TestHandlerPanicLeftConnectionHalfSetUp: a panic in OnOpen, recovered by
+// the runtime, left the connection without a receive and never closed (its
+// client waited forever); one in OnData leaked the received buffer and, on a
+// final CQE, the re-arm. Each now closes its connection with a *PanicError,
+// the buffer goes back, the panic is counted, and the loop serves the next
+// connection.
+func TestHandlerPanicLeftConnectionHalfSetUp(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
+	l := rt.Loops()[0]
+	var n int
+	h := newFuncHandler()
+	h.open = func(c *Conn) {
+		n++
+		c.SetContext(n)
+		if n == 1 {
+			panic("boom")
+		}
+	}
+	h.data = func(c *Conn, d *Data) {
+		if c.Context() == 2 {
+			panic("boom")
+		}
+		_ = c.Write(d.Bytes())
+	}
+	s := serveOn(t, rt, nil, "tcp4", "127.0.0.1:0", h)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp4", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	c1 := dial()
+	wantEOF(t, c1, "connection whose OnOpen panicked")
+	wantPanicClose(t, h.waitClose(t, "the OnOpen panic"), "OnOpen")
+
+	c2 := dial()
+	if _, err := c2.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	wantEOF(t, c2, "connection whose OnData panicked")
+	wantPanicClose(t, h.waitClose(t, "the OnData panic"), "OnData")
+
+	roundTrip(t, dial(), "still serving", 5*time.Second)
+	if p := l.Stats().Panics; p != 2 {
+		t.Errorf("Stats.Panics = %d, want 2", p)
+	}
+	onLoop(t, l, func() {
+		if n := loopStateOf(l).group.InUse(); n != 0 {
+			t.Errorf("%d receive buffers still leased: the panicking OnData's was not released", n)
+		}
+	})
+}
+
+// TestDialHandlerOnOpenPanicHung: DialHandler waits for OnOpen to have run;
+// a panic there, recovered by the runtime, skipped the wake-up, and
+// DialHandler never returned. It now returns the connection, closed, and
+// OnClose reports the panic.
+func TestDialHandlerOnOpenPanicHung(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	h := newFuncHandler()
+	h.open = func(*Conn) { panic("boom") }
+	type result struct {
+		c   *Conn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := (&Dialer{Runtime: rt}).DialHandler(context.Background(), "tcp4", ln.Addr().String(), h)
+		res <- result{c, err}
+	}()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		ev := h.waitClose(t, "the dialed connection")
+		if ev.c != r.c {
+			t.Fatal("OnClose for another connection")
+		}
+		wantPanicClose(t, ev, "OnOpen")
+	case <-time.After(10 * time.Second):
+		t.Fatal("DialHandler did not return after OnOpen panicked")
+	}
+}
+
+// TestAcceptFinalCQELostToPanic: a multishot accept whose final CQE (the
+// kernel ends it when the CQ is full) carried a connection whose OnOpen
+// panicked was never re-armed: the listener stopped accepting. Here every
+// OnOpen panics and a burst of connections overflows a small CQ while the
+// loop is held; every connection must still be accepted and closed.
+func TestAcceptFinalCQELostToPanic(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 1, Entries: 4, CQEntries: 8})
+	l := rt.Loops()[0]
+	var opened atomic.Int64
+	h := newFuncHandler()
+	h.open = func(*Conn) {
+		opened.Add(1)
+		panic("boom")
+	}
+	s := serveOn(t, rt, nil, "tcp4", "127.0.0.1:0", h)
+	hold := make(chan struct{})
+	if err := l.Post(runtime.TaskFunc(func(*runtime.Loop) { <-hold })); err != nil {
+		t.Fatal(err)
+	}
+	const burst = 40
+	var clients []net.Conn
+	for range burst {
+		c, err := net.Dial("tcp4", s.Addr().String())
+		if err != nil {
+			close(hold)
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		defer c.Close()
+	}
+	before := l.Stats().Rearms
+	close(hold)
+	for deadline := time.Now().Add(10 * time.Second); opened.Load() < burst; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections accepted: the accept was not re-armed after its final CQE", opened.Load(), burst)
+		}
+	}
+	for i, c := range clients {
+		wantEOF(t, c, fmt.Sprintf("connection %d of the burst", i))
+	}
+	if l.Stats().Rearms == before {
+		t.Fatal("no accept was re-armed: the CQ never overflowed, so the test did not exercise a final accept CQE")
+	}
+	wantEOF(t, func() net.Conn {
+		c, err := net.Dial("tcp4", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}(), "a connection after the burst")
+}
+
+// panickyPackets panics in OnPacket on a datagram reading "boom".
+type panickyPackets struct{ closed chan error }
+
+func (h *panickyPackets) OnPacket(_ *UDPConn, d *Data) {
+	if string(d.Bytes()) == "boom" {
+		panic("boom")
+	}
+}
+func (h *panickyPackets) OnError(*UDPConn, error)       {}
+func (h *panickyPackets) OnClose(_ *UDPConn, err error) { h.closed <- err }
+
+// TestPacketHandlerPanicLeakedBuffer: a panic in OnPacket, recovered by the
+// runtime, leaked the datagram's buffer and, when its CQE was the final one,
+// the re-arm: the socket stopped receiving without a word. The socket now
+// closes with a *PanicError and the buffer goes back.
+func TestPacketHandlerPanicLeakedBuffer(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
+	l := rt.Loops()[0]
+	h := &panickyPackets{closed: make(chan error, 1)}
+	u, err := (&ListenConfig{Runtime: rt}).ListenUDP(context.Background(), "udp4", "127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(u.LocalAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := src.Write([]byte("boom")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-h.closed:
+		wantPanicClose(t, closeEvent{err: err}, "OnPacket")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose after OnPacket panicked")
+	}
+	onLoop(t, l, func() {
+		if n := loopStateOf(l).group.InUse(); n != 0 {
+			t.Errorf("%d receive buffers still leased after the panic", n)
+		}
+	})
+	if p := l.Stats().Panics; p != 1 {
+		t.Errorf("Stats.Panics = %d, want 1", p)
+	}
 }

@@ -185,7 +185,7 @@ func (o *udpOps) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 	default:
 		// ECONNREFUSED and friends: reported, and receiving goes on.
 		if u.state == stOpen {
-			u.h.OnError(u, os.NewSyscallError("recvmsg", errno))
+			u.callOnError(os.NewSyscallError("recvmsg", errno))
 			if final {
 				u.rearmFinal()
 			}
@@ -214,7 +214,7 @@ func (u *UDPConn) deliver(lease bufring.Lease) {
 	} else if ap, err := sockaddr.Decode(v.Name); err == nil {
 		d.from = ap
 	}
-	u.h.OnPacket(u, d)
+	u.callOnPacket(d)
 	if !d.kept {
 		lease.Release()
 	}
@@ -360,8 +360,8 @@ func (s *udpSend) HandleCompletion(_ *runtime.Loop, _ uint64, cqe *ring.CQE) {
 	u.sentN = int(max(cqe.Res, 0))
 	tag, notify := s.tag, s.notify
 	u.putSend(s, true)
-	if notify && u.hSent != nil {
-		u.hSent.OnSent(u, tag, err)
+	if notify {
+		u.callOnSent(tag, err)
 	}
 	u.maybeFinish()
 }
@@ -387,5 +387,40 @@ func (u *UDPConn) maybeFinish() {
 	u.state = stClosed
 	delete(u.ls.fds, u.fd)
 	closeFD(u.fd)
+	u.callOnClose()
+}
+
+// The handler's callbacks are called through these, each of which recovers a
+// panic (recoverCallback).
+func (u *UDPConn) callOnPacket(d *Data) {
+	defer u.recoverCallback("OnPacket")
+	u.h.OnPacket(u, d)
+}
+
+func (u *UDPConn) callOnError(err error) {
+	defer u.recoverCallback("OnError")
+	u.h.OnError(u, err)
+}
+
+func (u *UDPConn) callOnSent(tag uint64, err error) {
+	if u.hSent == nil {
+		return
+	}
+	defer u.recoverCallback("OnSent")
+	u.hSent.OnSent(u, tag, err)
+}
+
+func (u *UDPConn) callOnClose() {
+	defer u.recoverCallback("OnClose")
 	u.h.OnClose(u, u.reason)
+}
+
+// recoverCallback, deferred around a handler callback, turns its panic into
+// a Close with a *PanicError, as though the callback had called Close and
+// returned (see Conn.recoverCallback); the panic is reported to the loop.
+func (u *UDPConn) recoverCallback(callback string) {
+	if v := recover(); v != nil {
+		u.ls.l.ReportPanic(v)
+		u.Close(&PanicError{Callback: callback, Value: v})
+	}
 }
