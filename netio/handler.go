@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -124,3 +125,10 @@ func (e *PanicError) Unwrap() error {
 	err, _ := e.Value.(error)
 	return err
 }
+
+// ErrLoopThread is wrapped by the error of a handler-API call that would wait
+// for an event loop, made on a loop thread (in a Handler callback or a
+// runtime.Task) where that wait could never end: Server.Close, and
+// ListenConfig.Serve, ListenUDP and Dialer.DialUDP aimed at another loop.
+// Make the call from another goroutine (go s.Close()).
+var ErrLoopThread = errors.New("netio: call would wait for an event loop from a loop thread")

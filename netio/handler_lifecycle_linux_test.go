@@ -103,6 +103,31 @@ func wantPanicClose(t *testing.T, ev closeEvent, callback string) {
 	}
 }
 
+// onHandler runs f in an OnData callback of a connection served on rt and
+// returns what f returned, failing after 10s (the loop deadlocked).
+func onHandler(t *testing.T, rt *runtime.Runtime, f func(c *Conn) error) error {
+	t.Helper()
+	res := make(chan error, 1)
+	h := newFuncHandler()
+	h.data = func(c *Conn, _ *Data) { res <- f(c) }
+	s := serveOn(t, rt, nil, "tcp4", "127.0.0.1:0", h)
+	c, err := net.Dial("tcp4", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's call did not return: its loop is deadlocked")
+		return nil
+	}
+}
+
 // TestSendEmptyPanickedLoop: Conn.Send of an empty slice pinned &b[0] and
 // panicked on the loop, leaving the connection's send half set up. An empty
 // Send, Write, WriteTag or SendLease is now a no-op (as net.Conn's Write(nil)
@@ -353,4 +378,84 @@ func TestPacketHandlerPanicLeakedBuffer(t *testing.T) {
 	if p := l.Stats().Panics; p != 1 {
 		t.Errorf("Stats.Panics = %d, want 1", p)
 	}
+}
+
+// TestServerCloseOnLoopThreadDeadlocked: Server.Close waits for its
+// acceptors' loops; called from a handler on one of them it waited for its
+// own loop forever. It returns an error wrapping ErrLoopThread there, and
+// closes the server when called from elsewhere afterwards.
+func TestServerCloseOnLoopThreadDeadlocked(t *testing.T) {
+	needRing(t)
+	for _, accept := range []AcceptMode{AcceptReusePort, AcceptHandoff} {
+		rt := newRuntime(t, &runtime.Config{Loops: 2})
+		victim := serveOn(t, rt, &Config{Accept: accept}, "tcp4", "127.0.0.1:0", newFuncHandler())
+		err := onHandler(t, rt, func(*Conn) error { return victim.Close() })
+		if !errors.Is(err, ErrLoopThread) {
+			t.Fatalf("Server.Close on a loop thread: %v, want ErrLoopThread", err)
+		}
+		if err := victim.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := net.DialTimeout("tcp4", victim.Addr().String(), 5*time.Second); err == nil {
+			c.Close()
+			t.Fatal("the server still accepts after Close")
+		}
+	}
+}
+
+// TestHandlerCallsOnLoopThreadDeadlocked: ListenUDP and DialUDP posted their
+// setup to the chosen loop and waited, and Serve waited for every loop: from
+// a handler, a wait for its own loop never ended. On a loop thread a socket
+// without an explicit Loop now goes on the caller's loop, set up inline;
+// a call that would wait for another loop returns ErrLoopThread.
+func TestHandlerCallsOnLoopThreadDeadlocked(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 2})
+	err := onHandler(t, rt, func(c *Conn) error {
+		u, err := (&ListenConfig{Runtime: rt}).ListenUDP(context.Background(), "udp4", "127.0.0.1:0", newUDPRecorder())
+		if err != nil {
+			return err
+		}
+		defer u.Close(nil)
+		if u.Loop() != c.Loop() {
+			return errors.New("ListenUDP on a loop thread did not use the caller's loop")
+		}
+		d, err := (&Dialer{Runtime: rt}).DialUDP(context.Background(), "udp4", u.LocalAddr().String(), newUDPRecorder())
+		if err != nil {
+			return err
+		}
+		d.Close(nil)
+		other := rt.Loops()[1-c.Loop().ID()]
+		if _, err := (&ListenConfig{Runtime: rt, Loop: other}).ListenUDP(context.Background(), "udp4", "127.0.0.1:0", newUDPRecorder()); !errors.Is(err, ErrLoopThread) {
+			return fmt.Errorf("ListenUDP on another loop, from a loop thread: %v, want ErrLoopThread", err)
+		}
+		if _, err := (&ListenConfig{Runtime: rt}).Serve(context.Background(), "tcp4", "127.0.0.1:0", newFuncHandler()); !errors.Is(err, ErrLoopThread) {
+			return fmt.Errorf("Serve over two loops, from a loop thread: %v, want ErrLoopThread", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// On a one-loop runtime Serve sets up inline and serves.
+	rt1 := newRuntime(t, &runtime.Config{Loops: 1})
+	var inner *Server
+	err = onHandler(t, rt1, func(*Conn) error {
+		h := newFuncHandler()
+		h.data = func(c *Conn, d *Data) { _ = c.Write(d.Bytes()) }
+		var err error
+		inner, err = (&ListenConfig{Runtime: rt1}).Serve(context.Background(), "tcp4", "127.0.0.1:0", h)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	c, err := net.Dial("tcp4", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, "served", 5*time.Second)
 }

@@ -3,6 +3,7 @@
 package netio
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -59,12 +60,18 @@ type acceptor struct {
 
 // listenServer opens the listening socket(s) and starts accepting.
 func listenServer(rt *runtime.Runtime, cfg *Config, network, address string, ap netip.AddrPort, k netKind, h Handler) (*Server, error) {
+	loops := rt.Loops()
+	if len(loops) > 1 {
+		// Every loop gets an acceptor or a mailbox, set up on its thread.
+		if err := offLoopThreads(rt, "Serve"); err != nil {
+			return nil, opErr("listen", network, nil, tcpAddrOrNil(ap), "", err)
+		}
+	}
 	s := &Server{rt: rt, cfg: *cfg, h: h, network: network}
 	backlog := cfg.Backlog
 	if backlog == 0 {
 		backlog = listenBacklog()
 	}
-	loops := rt.Loops()
 	n := 1
 	if cfg.Accept == AcceptReusePort {
 		n = len(loops)
@@ -126,7 +133,7 @@ func listenServer(rt *runtime.Runtime, cfg *Config, network, address string, ap 
 				closeFD(b.fd)
 			}
 			s.accs = s.accs[:i]
-			_ = s.Close()
+			s.close()
 			return nil, opErr("listen", network, nil, tcpAddrOrNil(ap), "listen", err)
 		}
 	}
@@ -140,8 +147,13 @@ func tcpAddrOrNil(ap netip.AddrPort) net.Addr {
 	return net.TCPAddrFromAddrPort(ap)
 }
 
-// runOn runs f on l's thread and waits for it. Not for a loop thread.
+// runOn runs f on l's thread and returns its error: at once when the caller
+// is on that thread, else by posting it and waiting. A caller on another
+// loop's thread must not wait (check with waitableFrom).
 func runOn(l *runtime.Loop, f func(l *runtime.Loop) error) error {
+	if l.OnLoopThread() {
+		return f(l)
+	}
 	res := make(chan error, 1)
 	if err := l.Post(runtime.TaskFunc(func(l *runtime.Loop) { res <- f(l) })); err != nil {
 		return err
@@ -149,16 +161,67 @@ func runOn(l *runtime.Loop, f func(l *runtime.Loop) error) error {
 	return <-res
 }
 
+// callerLoop returns the loop of rt on whose thread the caller runs, or nil.
+func callerLoop(rt *runtime.Runtime) *runtime.Loop {
+	for _, l := range rt.Loops() {
+		if l.OnLoopThread() {
+			return l
+		}
+	}
+	return nil
+}
+
+// waitableFrom returns an error wrapping ErrLoopThread if the caller runs on
+// a loop thread of rt (or, rt nil, on l's) other than l's: a call that posts
+// to l and waits would block that loop, and deadlock if l waited for it. On
+// l's own thread runOn runs inline, which is fine.
+func waitableFrom(rt *runtime.Runtime, l *runtime.Loop) error {
+	if l.OnLoopThread() {
+		return nil
+	}
+	if rt == nil {
+		return nil
+	}
+	if own := callerLoop(rt); own != nil {
+		return fmt.Errorf("netio: on loop %d's thread, waiting for loop %d: %w", own.ID(), l.ID(), ErrLoopThread)
+	}
+	return nil
+}
+
+// offLoopThreads returns an error wrapping ErrLoopThread if the caller runs
+// on any loop thread of rt: for calls that wait for something a loop does
+// later (an accept to end, a connect to complete), which no loop thread may
+// wait for, its own least of all.
+func offLoopThreads(rt *runtime.Runtime, call string) error {
+	if own := callerLoop(rt); own != nil {
+		return fmt.Errorf("netio: %s on loop %d's thread: %w", call, own.ID(), ErrLoopThread)
+	}
+	return nil
+}
+
 // Addr returns the listening address (the port chosen for port 0).
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
 // Close stops accepting and closes the listening sockets; connections
-// already open stay open. It waits for the accepts to end.
+// already open stay open. It waits for the accepts to end, so it must not be
+// called on one of the runtime's loop threads (a Handler callback or a
+// runtime.Task): there it returns an error wrapping ErrLoopThread and closes
+// nothing; call it from another goroutine (go s.Close()).
 func (s *Server) Close() error {
+	if err := offLoopThreads(s.rt, "Server.Close"); err != nil {
+		return err
+	}
+	s.close()
+	return nil
+}
+
+// close is Close without the loop-thread check: listenServer's failure path
+// needs it on the one loop of a one-loop runtime, with no acceptor to wait for.
+func (s *Server) close() {
 	s.closeMu.Lock()
 	if s.closed {
 		s.closeMu.Unlock()
-		return nil
+		return
 	}
 	s.closed = true
 	s.closeMu.Unlock()
@@ -169,7 +232,6 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	s.closeBoxes()
-	return nil
 }
 
 func (s *Server) closeBoxes() {
