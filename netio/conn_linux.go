@@ -734,6 +734,10 @@ func (c *Conn) closeAfterFlush(reason error) {
 // close would otherwise never finish, and the socket and its buffers would
 // stay held. To end gracefully, CloseWrite (the FIN follows the queued
 // sends) and Close on the peer's EOF or a send's OnSent.
+//
+// A socket whose SO_LINGER has a positive timeout is closed by a goroutine,
+// whose close(2) may wait for the peer up to that timeout; the loop does not
+// wait for it (the runtime's Close does). OnClose comes without waiting too.
 func (c *Conn) Close(reason error) {
 	if c.state != stOpen {
 		return
@@ -793,7 +797,7 @@ func (c *Conn) maybeFinish() {
 	if c.guard != nil {
 		c.guard.close() // now, or by the last goroutine inside a call on fd
 	} else {
-		closeFD(c.fd)
+		c.ls.closeSocket(c.fd)
 	}
 	c.q = nil
 	c.callOnClose()

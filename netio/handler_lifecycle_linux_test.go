@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringwire/ringwire/runtime"
 )
 
@@ -458,4 +460,68 @@ func TestHandlerCallsOnLoopThreadDeadlocked(t *testing.T) {
 	}
 	defer c.Close()
 	roundTrip(t, c, "served", 5*time.Second)
+}
+
+// TestLingerCloseBlockedLoop: closing a connection whose SO_LINGER has a
+// positive timeout, with data its peer has not acknowledged, blocked the
+// loop thread in close(2) until the peer acknowledged or the timeout passed:
+// every other connection on the loop stalled meanwhile. The close now runs
+// off the loop thread, and the other connection's round trip is prompt.
+func TestLingerCloseBlockedLoop(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
+	conns := make(chan *Conn, 2)
+	h := newFuncHandler()
+	h.open = func(c *Conn) { conns <- c }
+	h.data = func(c *Conn, d *Data) { _ = c.Write(d.Bytes()) }
+	// Plain sends: a SEND_ZC in flight makes Close reset the connection
+	// after a grace, and a reset socket does not linger.
+	s := serveOn(t, rt, &Config{SendZCThreshold: -1}, "tcp4", "127.0.0.1:0", h)
+
+	// A: a client with a tiny receive window that never reads.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+	}}
+	ca, err := d.Dial("tcp4", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close() // its unread data makes it reset, which ends the linger
+	a := <-conns
+	cb, err := net.Dial("tcp4", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	<-conns
+	roundTrip(t, cb, "warm", 5*time.Second)
+
+	// Fill A's send queue: what the peer's window does not take stays unsent.
+	chunk := make([]byte, 256<<10)
+	onLoop(t, a.Loop(), func() {
+		if err := unix.SetsockoptLinger(a.FD(), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 5}); err != nil {
+			t.Error(err)
+		}
+		for range 8 {
+			if a.Write(chunk) != nil {
+				break
+			}
+		}
+	})
+
+	waitFor(t, func() bool {
+		n, _ := unix.IoctlGetInt(a.FD(), unix.SIOCOUTQ)
+		ti, err := unix.GetsockoptTCPInfo(a.FD(), unix.IPPROTO_TCP, unix.TCP_INFO)
+		return n > 64<<10 && err == nil && ti.Snd_wnd == 0
+	}, "unacknowledged data in A's socket, and a zero window")
+
+	onLoop(t, a.Loop(), func() { a.Close(nil) })
+	took := roundTrip(t, cb, "ping", 3*time.Second)
+	t.Logf("round trip after the close: %v", took)
+	if took > time.Second {
+		t.Fatalf("a round trip on the loop took %v while another connection lingered in close", took)
+	}
+	if ev := h.waitClose(t, "the lingering connection"); ev.c != a || ev.err != nil {
+		t.Fatalf("OnClose(%p, %v), want (%p, nil)", ev.c, ev.err, a)
+	}
 }
