@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwire/ringwire/ring"
 	"github.com/ringwire/ringwire/runtime"
 )
 
@@ -523,5 +524,77 @@ func TestLingerCloseBlockedLoop(t *testing.T) {
 	}
 	if ev := h.waitClose(t, "the lingering connection"); ev.c != a || ev.err != nil {
 		t.Fatalf("OnClose(%p, %v), want (%p, nil)", ev.c, ev.err, a)
+	}
+}
+
+// recvRecorder is the runtime.Handler of a raw multishot receive: it leases
+// each CQE's buffer from group and reports the bytes or the error.
+type recvRecorder struct {
+	ls  *loopState
+	got chan string
+}
+
+func (r *recvRecorder) HandleCompletion(_ *runtime.Loop, _ uint64, cqe *ring.CQE) {
+	if cqe.Res < 0 {
+		r.got <- "error: " + cqe.Errno().Error()
+		return
+	}
+	lease, err := r.ls.group.Lease(cqe)
+	if err != nil {
+		r.got <- "lease: " + err.Error()
+		return
+	}
+	r.got <- string(lease.Bytes())
+	lease.Release()
+}
+
+// TestLoopShutdownUnmappedBuffersInFlight: when the runtime's shutdown gives
+// up waiting for operations (they ignored cancellation for the whole grace),
+// it keeps its own buffers mapped, since the kernel may still write to them;
+// netio unmapped its buffer group and arena anyway. Here netio's shutdown
+// (loopState.Close, as the runtime calls it) runs with a receive still in
+// flight, and data that arrives afterwards must still land in a mapped,
+// registered buffer.
+func TestLoopShutdownUnmappedBuffersInFlight(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
+	l := rt.Loops()[0]
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	defer unix.Close(fds[0])
+	rec := &recvRecorder{got: make(chan string, 4)}
+	onLoop(t, l, func() {
+		ls, err := stateOf(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.ls = ls
+		sqe, _, err := l.NewOp(rec, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqe.PrepRecvMultishot(fds[0], ls.gid, 0)
+	})
+	onLoop(t, l, func() {
+		if l.InFlight() == 0 {
+			t.Error("InFlight = 0 with a receive armed")
+		}
+		if err := rec.ls.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if _, err := unix.Write(fds[1], []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-rec.got:
+		if got != "hello" {
+			t.Fatalf("receive after netio's shutdown with it in flight: %q, want %q", got, "hello")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no completion for the receive")
 	}
 }
