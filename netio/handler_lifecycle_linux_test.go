@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -596,5 +597,75 @@ func TestLoopShutdownUnmappedBuffersInFlight(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no completion for the receive")
+	}
+}
+
+// TestHandoffFDLeakedAfterMailboxClosed: a socket passed to another loop
+// with MSG_RING (AcceptHandoff) whose message arrived after the target's
+// mailbox had closed became a stray CQE, and its fd was never closed: the
+// client waited forever. Server.Close now closes every socket passed and not
+// received.
+func TestHandoffFDLeakedAfterMailboxClosed(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 2})
+	h := newFuncHandler()
+	h.open = func(c *Conn) { c.Close(nil) }
+	s := serveOn(t, rt, &Config{Accept: AcceptHandoff}, "tcp4", "127.0.0.1:0", h)
+	l1 := rt.Loops()[1]
+	// The mailbox on loop 1 closes early, as if Server.Close had got there
+	// first; the acceptor (on loop 0) still hands loop 1 every other socket.
+	onLoop(t, l1, func() {
+		if err := l1.CloseMailbox(s.boxes[1]); err != nil {
+			t.Error(err)
+		}
+	})
+	strays := l1.Stats().Strays
+	var clients []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp4", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	waitFor(t, func() bool { return l1.Stats().Strays > strays }, "a socket's message to reach the closed mailbox")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		wantEOF(t, c, fmt.Sprintf("client %d", i))
+	}
+}
+
+// TestHandoffFDLeakedWhenMessageRefused: a socket passed with MSG_RING
+// whose message the kernel refused (the target ring gone) was leaked: the
+// source's failure CQE went to the runtime, which only counted it. The
+// acceptor now sends the message as its own operation and closes the socket
+// on failure.
+func TestHandoffFDLeakedWhenMessageRefused(t *testing.T) {
+	needRing(t)
+	rt := newRuntime(t, &runtime.Config{Loops: 1})
+	s := serveOn(t, rt, &Config{Accept: AcceptHandoff}, "tcp4", "127.0.0.1:0", newFuncHandler())
+	gone, err := runtime.New(&runtime.Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := os.NewFile(uintptr(fds[1]), "peer") // non-blocking: deadlines work
+	defer peer.Close()
+	a := s.accs[0]
+	onLoop(t, a.l, func() { s.handOff(a, gone.Loops()[0], fds[0]) })
+	if err := peer.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := peer.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("peer read %d, %v: want EOF (the refused socket closed)", n, err)
 	}
 }

@@ -39,6 +39,7 @@ type Server struct {
 	addr    netip.AddrPort
 	accs    []*acceptor
 	boxes   []runtime.OpID // AcceptHandoff: the mailbox on each loop
+	handoff handoffSet     // AcceptHandoff: sockets passed and not yet received
 	closeMu sync.Mutex
 	closed  bool
 	wg      sync.WaitGroup
@@ -232,6 +233,9 @@ func (s *Server) close() {
 	}
 	s.wg.Wait()
 	s.closeBoxes()
+	// A socket whose message reached its loop after the mailbox closed (a
+	// stray CQE) is still here: no loop will take it now.
+	s.handoff.closeAll(closeFD)
 }
 
 func (s *Server) closeBoxes() {
@@ -313,6 +317,12 @@ func (a *acceptor) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) 
 		errno := cqe.Errno()
 		switch errno {
 		case syscall.ECANCELED:
+			if l.Closing() {
+				// The runtime is shutting down: sockets handed off and not
+				// yet received may never be (their loop's ring may close
+				// first); close them now.
+				a.s.handoff.closeAll(a.ls.closeSocket)
+			}
 		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
 			a.ls.stats.acceptErrs.Add(1)
 			if a.backoff == 0 {
@@ -346,30 +356,117 @@ func (a *acceptor) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) 
 // dispatch places an accepted socket on a loop.
 func (s *Server) dispatch(a *acceptor, fd int) {
 	if s.cfg.Accept == AcceptHandoff {
-		target := s.rt.Next()
-		if target != a.l {
-			if err := a.l.MsgRing(target, s.boxes[target.ID()], int32(fd)); err != nil {
-				closeFD(fd)
-			}
+		if target := s.rt.Next(); target != a.l {
+			s.handOff(a, target, fd)
 			return
 		}
 	}
 	s.open(a.ls, fd)
 }
 
-// handoffBox receives sockets passed with MSG_RING.
+// handOff passes fd to target's mailbox with IORING_OP_MSG_RING (the CQE's
+// Res is the fd). The socket is tracked in s.handoff until a loop takes it:
+// the target's mailbox when the message arrives (handoffBox), this loop when
+// the kernel refuses the message (handoffSent), or, when the message reaches
+// a mailbox that has closed or a loop that shut down before reading it,
+// Server.Close or the acceptor's shutdown (handoffSet.closeAll).
+func (s *Server) handOff(a *acceptor, target *runtime.Loop, fd int) {
+	if !s.handoff.add(fd) {
+		a.ls.closeSocket(fd)
+		return
+	}
+	sqe, _, err := a.l.NewOp((*handoffSent)(s), uint64(fd))
+	if err != nil {
+		if s.handoff.take(fd) {
+			a.ls.closeSocket(fd)
+		}
+		return
+	}
+	sqe.PrepMsgRing(target.RingFD(), uint32(fd), uint64(s.boxes[target.ID()]), 0)
+}
+
+// handoffSent is a Server seen as the runtime.Handler of its MSG_RING
+// requests, whose tag is the socket passed: it closes a socket whose message
+// the kernel refused (the target's ring gone, its CQ overflowing).
+type handoffSent Server
+
+func (h *handoffSent) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
+	if cqe.Res >= 0 {
+		return
+	}
+	s := (*Server)(h)
+	if fd := int(tag); s.handoff.take(fd) {
+		if ls := loopStateOf(l); ls != nil {
+			ls.stats.acceptErrs.Add(1) // an accepted connection lost
+			ls.closeSocket(fd)
+		} else {
+			closeFD(fd)
+		}
+	}
+}
+
+// handoffBox is a Server seen as the runtime.Handler of its mailboxes: it
+// receives the sockets passed with MSG_RING.
 type handoffBox Server
 
 func (b *handoffBox) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 	s := (*Server)(b)
+	fd := int(cqe.Res)
+	if cqe.Res < 0 || !s.handoff.take(fd) {
+		return // closed already (Server.Close, shutdown): the number may be reused
+	}
 	ls, err := stateOf(l)
-	if err != nil || cqe.Res < 0 {
-		if cqe.Res >= 0 {
-			closeFD(int(cqe.Res))
-		}
+	if err != nil {
+		closeFD(fd)
 		return
 	}
-	s.open(ls, int(cqe.Res))
+	s.open(ls, fd)
+}
+
+// handoffSet holds the sockets a Server has passed to other loops and no
+// loop has taken yet. Each is taken once, by whoever removes it from the
+// set, which then opens or closes it; a socket never in it (or taken
+// already) is left alone, since its number may belong to a new socket by
+// then. Any goroutine.
+type handoffSet struct {
+	mu     sync.Mutex
+	fds    map[int]struct{}
+	closed bool // after closeAll: nothing more is added
+}
+
+// add records fd; false once closeAll has run (the caller closes fd).
+func (h *handoffSet) add(fd int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	if h.fds == nil {
+		h.fds = make(map[int]struct{})
+	}
+	h.fds[fd] = struct{}{}
+	return true
+}
+
+// take removes fd and reports whether it was there.
+func (h *handoffSet) take(fd int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.fds[fd]
+	delete(h.fds, fd)
+	return ok
+}
+
+// closeAll closes every socket still in the set with closeFn, and every
+// later add fails.
+func (h *handoffSet) closeAll(closeFn func(fd int)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for fd := range h.fds {
+		closeFn(fd)
+	}
+	clear(h.fds)
 }
 
 // open makes a Conn of an accepted socket on ls's loop and starts it.
