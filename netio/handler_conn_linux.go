@@ -69,17 +69,17 @@ type sendReq struct {
 // methods are loop thread only (call them from Handler callbacks or from a
 // runtime.Task posted to Loop()), except where documented.
 type Conn struct {
-	ls     *loopState
-	cfg    *Config
-	fd     int
-	h      Handler
-	hPeer  PeerCloseHandler
-	hSent  SendHandler
-	hWrite WritableHandler
-	local  netip.AddrPort
-	remote netip.AddrPort
-	ctx    any
-	guard  *fdGuard // set when goroutines may use fd (net.Conn Write); closes it
+	ls               *loopState
+	cfg              *Config
+	fd               int
+	h                Handler
+	peerCloseHandler PeerCloseHandler
+	sendHandler      SendHandler
+	writableHandler  WritableHandler
+	local            netip.AddrPort
+	remote           netip.AddrPort
+	ctx              any
+	guard            *fdGuard // set when goroutines may use fd (net.Conn Write); closes it
 
 	recvOp   runtime.OpID
 	sendOp   runtime.OpID
@@ -114,8 +114,10 @@ type gatherState struct {
 	iov [maxGather]unix.Iovec
 }
 
-// connOps is the runtime.Handler face of a Conn, kept off its method set.
-type connOps Conn
+// connCompletions is a Conn seen as the runtime.Handler of its operations
+// (a conversion, (*connCompletions)(c)), so that HandleCompletion stays off
+// Conn's exported method set.
+type connCompletions Conn
 
 func newConn(ls *loopState, cfg *Config, fd int, h Handler) *Conn {
 	c := &Conn{ls: ls, cfg: cfg, fd: fd}
@@ -126,9 +128,9 @@ func newConn(ls *loopState, cfg *Config, fd int, h Handler) *Conn {
 
 func (c *Conn) setHandler(h Handler) {
 	c.h = h
-	c.hPeer, _ = h.(PeerCloseHandler)
-	c.hSent, _ = h.(SendHandler)
-	c.hWrite, _ = h.(WritableHandler)
+	c.peerCloseHandler, _ = h.(PeerCloseHandler)
+	c.sendHandler, _ = h.(SendHandler)
+	c.writableHandler, _ = h.(WritableHandler)
 }
 
 // Loop returns the loop the connection lives on. Any goroutine.
@@ -172,7 +174,7 @@ func (c *Conn) armRecv() {
 	if c.recvOp != 0 || c.state != stOpen || c.paused || c.peerClosed || c.starved {
 		return
 	}
-	sqe, id, err := c.ls.l.NewOp((*connOps)(c), tagRecv)
+	sqe, id, err := c.ls.l.NewOp((*connCompletions)(c), tagRecv)
 	if err != nil {
 		c.Close(err)
 		return
@@ -215,7 +217,7 @@ func (c *Conn) ResumeRecv() {
 }
 
 // HandleCompletion dispatches the Conn's completions.
-func (o *connOps) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
+func (o *connCompletions) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
 	c := (*Conn)(o)
 	switch tag {
 	case tagRecv:
@@ -269,7 +271,7 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 			_ = c.ls.l.Cancel(c.recvOp)
 		}
 		if c.state == stOpen {
-			if c.hPeer != nil {
+			if c.peerCloseHandler != nil {
 				c.callOnPeerClose()
 			} else {
 				c.closeAfterFlush(io.EOF)
@@ -390,7 +392,7 @@ func (c *Conn) SendLease(l bufring.Lease, view []byte, tag uint64) error {
 		return err
 	}
 	r := c.push()
-	r.buf, r.kind, r.lease, r.tag, r.notify = view, sendLease, l, tag, c.hSent != nil
+	r.buf, r.kind, r.lease, r.tag, r.notify = view, sendLease, l, tag, c.sendHandler != nil
 	c.queued += len(view)
 	c.startSend()
 	return nil
@@ -444,7 +446,7 @@ func (c *Conn) startSend() {
 	}
 	r := &c.q[c.qhead]
 	l := c.ls.l
-	sqe, id, err := l.NewOp((*connOps)(c), tagSend)
+	sqe, id, err := l.NewOp((*connCompletions)(c), tagSend)
 	if err != nil {
 		c.Close(err)
 		return
@@ -754,7 +756,7 @@ func (c *Conn) Close(reason error) {
 			if l.Closing() {
 				_ = sockaddr.Disconnect(c.fd) // shutting down: no grace
 			} else {
-				l.Timer((*connOps)(c), tagZCGrace, time.Now().Add(zcCloseGrace))
+				l.Timer((*connCompletions)(c), tagZCGrace, time.Now().Add(zcCloseGrace))
 			}
 		}
 	}
@@ -821,23 +823,23 @@ func (c *Conn) callOnData(d *Data) {
 
 func (c *Conn) callOnPeerClose() {
 	defer c.recoverCallback("OnPeerClose")
-	c.hPeer.OnPeerClose(c)
+	c.peerCloseHandler.OnPeerClose(c)
 }
 
 func (c *Conn) callOnSent(tag uint64, err error) {
-	if c.hSent == nil {
+	if c.sendHandler == nil {
 		return
 	}
 	defer c.recoverCallback("OnSent")
-	c.hSent.OnSent(c, tag, err)
+	c.sendHandler.OnSent(c, tag, err)
 }
 
 func (c *Conn) callOnWritable() {
-	if c.hWrite == nil {
+	if c.writableHandler == nil {
 		return
 	}
 	defer c.recoverCallback("OnWritable")
-	c.hWrite.OnWritable(c)
+	c.writableHandler.OnWritable(c)
 }
 
 func (c *Conn) callOnClose() {

@@ -227,7 +227,7 @@ func (s *Server) close() {
 	s.closed = true
 	s.closeMu.Unlock()
 	for _, a := range s.accs {
-		if a.l.Post((*acceptClose)(a)) != nil {
+		if a.l.Post((*acceptorClose)(a)) != nil {
 			s.wg.Done() // the loop is gone and closed the socket
 		}
 	}
@@ -248,9 +248,11 @@ func (s *Server) closeBoxes() {
 	s.boxes = nil
 }
 
-type acceptClose acceptor
+// acceptorClose is an acceptor seen as the runtime.Task that Server.Close
+// posts to its loop to stop it (a conversion, (*acceptorClose)(a)).
+type acceptorClose acceptor
 
-func (ac *acceptClose) Run(*runtime.Loop) {
+func (ac *acceptorClose) Run(*runtime.Loop) {
 	a := (*acceptor)(ac)
 	a.closing = true
 	if a.op != 0 {

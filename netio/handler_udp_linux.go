@@ -23,18 +23,18 @@ const recvmsgNameLen = sockaddr.SizeofInet6
 // UDPConn is a handler-API UDP socket, connected or not. It lives on one
 // loop; its methods are loop thread only.
 type UDPConn struct {
-	ls        *loopState
-	cfg       *Config
-	fd        int
-	family    int
-	h         PacketHandler
-	hSent     PacketSendHandler
-	local     netip.AddrPort
-	remote    netip.AddrPort // valid when connected
-	connected bool
-	ctx       any
+	ls          *loopState
+	cfg         *Config
+	fd          int
+	family      int
+	h           PacketHandler
+	sendHandler PacketSendHandler
+	local       netip.AddrPort
+	remote      netip.AddrPort // valid when connected
+	connected   bool
+	ctx         any
 
-	msg      *unix.Msghdr // name and control lengths for multishot recvmsg
+	recvHdr  *unix.Msghdr // name and control lengths for multishot recvmsg
 	recvOp   runtime.OpID
 	state    uint8
 	paused   bool
@@ -46,8 +46,13 @@ type UDPConn struct {
 	sentN    int // bytes sent by the send OnSent reports
 }
 
-type udpOps UDPConn
+// udpCompletions is a UDPConn seen as the runtime.Handler of its receive
+// (a conversion, (*udpCompletions)(u)), so that HandleCompletion stays off
+// UDPConn's exported method set.
+type udpCompletions UDPConn
 
+// udpSend is one datagram send in flight, the runtime.Handler of its
+// operation; UDPConn keeps finished ones on a free list.
 type udpSend struct {
 	u      *UDPConn
 	raw    sockaddr.Raw
@@ -61,7 +66,7 @@ type udpSend struct {
 }
 
 func newUDPConn(ls *loopState, cfg *Config, fd, family int, h PacketHandler) *UDPConn {
-	u := &UDPConn{ls: ls, cfg: cfg, fd: fd, family: family, msg: &unix.Msghdr{Namelen: recvmsgNameLen}}
+	u := &UDPConn{ls: ls, cfg: cfg, fd: fd, family: family, recvHdr: &unix.Msghdr{Namelen: recvmsgNameLen}}
 	u.setHandler(h)
 	ls.fds[fd] = struct{}{}
 	return u
@@ -69,7 +74,7 @@ func newUDPConn(ls *loopState, cfg *Config, fd, family int, h PacketHandler) *UD
 
 func (u *UDPConn) setHandler(h PacketHandler) {
 	u.h = h
-	u.hSent, _ = h.(PacketSendHandler)
+	u.sendHandler, _ = h.(PacketSendHandler)
 }
 
 // Loop returns the socket's loop. Any goroutine.
@@ -104,13 +109,13 @@ func (u *UDPConn) armRecv() {
 	if u.recvOp != 0 || u.state != stOpen || u.paused || u.starved {
 		return
 	}
-	sqe, id, err := u.ls.l.NewOp((*udpOps)(u), tagRecv)
+	sqe, id, err := u.ls.l.NewOp((*udpCompletions)(u), tagRecv)
 	if err != nil {
 		u.Close(err)
 		return
 	}
-	sqe.PrepRecvmsgMultishot(u.fd, u.msg, u.ls.gid, 0)
-	u.ls.l.Pin(id, u.msg)
+	sqe.PrepRecvmsgMultishot(u.fd, u.recvHdr, u.ls.gid, 0)
+	u.ls.l.Pin(id, u.recvHdr)
 	u.recvOp = id
 }
 
@@ -148,7 +153,7 @@ func (u *UDPConn) ResumeRecv() {
 	}
 }
 
-func (o *udpOps) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
+func (o *udpCompletions) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 	u := (*UDPConn)(o)
 	final := !cqe.More()
 	if final {
@@ -259,7 +264,7 @@ func (u *UDPConn) WriteTo(b []byte, to netip.AddrPort, tag uint64) error {
 	buf := fl.Bytes()[:len(b)]
 	copy(buf, b)
 	s := u.getSend()
-	s.kind, s.fixed, s.buf, s.tag, s.notify = sendCopy, fl, buf, tag, u.hSent != nil
+	s.kind, s.fixed, s.buf, s.tag, s.notify = sendCopy, fl, buf, tag, u.sendHandler != nil
 	return u.start(s, to) // releases the block if it fails
 }
 
@@ -280,7 +285,7 @@ func (u *UDPConn) SendLeaseTo(l bufring.Lease, view []byte, to netip.AddrPort, t
 		return err
 	}
 	s := u.getSend()
-	s.kind, s.lease, s.buf, s.tag, s.notify = sendLease, l, view, tag, u.hSent != nil
+	s.kind, s.lease, s.buf, s.tag, s.notify = sendLease, l, view, tag, u.sendHandler != nil
 	return u.start(s, to) // releases the lease if it fails
 }
 
@@ -403,11 +408,11 @@ func (u *UDPConn) callOnError(err error) {
 }
 
 func (u *UDPConn) callOnSent(tag uint64, err error) {
-	if u.hSent == nil {
+	if u.sendHandler == nil {
 		return
 	}
 	defer u.recoverCallback("OnSent")
-	u.hSent.OnSent(u, tag, err)
+	u.sendHandler.OnSent(u, tag, err)
 }
 
 func (u *UDPConn) callOnClose() {
