@@ -62,7 +62,13 @@
 // peer has not acknowledged a second later resets the connection, so that
 // the kernel gives the memory back. Each connection's send queue is bounded by
 // Config.WriteHighWater (ErrWriteQueueFull, then WritableHandler.OnWritable).
-// There is no fallback for this face: without io_uring it returns an error.
+// An empty Send, Write or SendLease is a no-op. A callback that panics closes
+// its socket with a *PanicError, as if it had called Close, and the loop
+// serves the others. A socket whose SO_LINGER makes close(2) wait is closed by
+// a goroutine the loop's shutdown joins, never on the loop thread. A call that
+// would wait for a loop (Server.Close, DialHandler, Serve over several loops)
+// returns an error wrapping ErrLoopThread when made on a loop thread. There
+// is no fallback for this face: without io_uring it returns an error.
 //
 // Listeners spread connections over the loops with one SO_REUSEPORT socket per
 // loop (AcceptReusePort, the default) or one acceptor handing sockets to the

@@ -1,13 +1,16 @@
 package netio
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/ringwire/ringwire/bufring"
 )
 
 // Handler receives the events of handler-API TCP connections. Every method
-// is called on the connection's loop thread and must not block.
+// is called on the connection's loop thread and must not block. A method that
+// panics closes its connection with a *PanicError (the loop goes on).
 type Handler interface {
 	// OnOpen is called once for a new connection, accepted or dialed, before
 	// any data. Receiving starts when it returns.
@@ -18,8 +21,9 @@ type Handler interface {
 	OnData(c *Conn, d *Data)
 	// OnClose is called once when the connection is closed and its socket is
 	// gone, with the reason: nil for Close(nil), io.EOF when the peer closed
-	// and the handler is not a PeerCloseHandler, or the error (an
-	// *os.SyscallError for a kernel error such as ECONNRESET).
+	// and the handler is not a PeerCloseHandler, a *PanicError when a
+	// callback panicked, or the error (an *os.SyscallError for a kernel error
+	// such as ECONNRESET).
 	OnClose(c *Conn, err error)
 }
 
@@ -79,7 +83,7 @@ func (d *Data) From() netip.AddrPort { return d.from }
 func (d *Data) Truncated() bool { return d.truncated }
 
 // PacketHandler receives the events of a handler-API UDP socket, on its
-// loop thread.
+// loop thread. A method that panics closes the socket with a *PanicError.
 type PacketHandler interface {
 	// OnPacket is called for each datagram. d's bytes are the payload, a view
 	// of provided-buffer memory valid until OnPacket returns unless d.Keep is
@@ -89,7 +93,8 @@ type PacketHandler interface {
 	// ECONNREFUSED on a connected socket after an ICMP port unreachable.
 	// Receiving goes on.
 	OnError(u *UDPConn, err error)
-	// OnClose is called once when the socket is closed.
+	// OnClose is called once when the socket is closed, with the reason given
+	// to Close (a *PanicError when a callback panicked).
 	OnClose(u *UDPConn, err error)
 }
 
@@ -98,3 +103,32 @@ type PacketHandler interface {
 type PacketSendHandler interface {
 	OnSent(u *UDPConn, tag uint64, err error)
 }
+
+// PanicError is the reason OnClose reports for a Conn or UDPConn closed
+// because one of its handler's callbacks panicked. netio recovers the panic
+// where it calls the callback, reports it to the loop (runtime Stats.Panics,
+// and the loop's logger with the stack), and closes the socket as though the
+// callback had called Close with the PanicError and returned: the loop goes
+// on serving every other socket, and a listener keeps accepting.
+type PanicError struct {
+	Callback string // the callback that panicked: "OnOpen", "OnData", ...
+	Value    any    // the value it panicked with
+}
+
+// Error names the callback and the value it panicked with.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("netio: handler %s panicked: %v", e.Callback, e.Value)
+}
+
+// Unwrap returns the panic's value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// ErrLoopThread is wrapped by the error of a handler-API call that would wait
+// for an event loop, made on a loop thread (in a Handler callback or a
+// runtime.Task) where that wait could never end: Server.Close, and
+// ListenConfig.Serve, ListenUDP and Dialer.DialUDP aimed at another loop.
+// Make the call from another goroutine (go s.Close()).
+var ErrLoopThread = errors.New("netio: call would wait for an event loop from a loop thread")

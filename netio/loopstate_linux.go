@@ -4,10 +4,12 @@ package netio
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwire/ringwire/bufring"
 	"github.com/ringwire/ringwire/ring"
@@ -66,6 +68,9 @@ type loopState struct {
 	// socks are the net face's sockets on this loop (any goroutine; see
 	// sockSet), closed first at shutdown.
 	socks sockSet
+	// lingering counts the goroutines closing sockets whose close(2) may
+	// block (closeSocket); Close joins them.
+	lingering sync.WaitGroup
 }
 
 // loopCounters are netio's per-loop statistics; read with Stats.
@@ -174,16 +179,26 @@ func (ls *loopState) initBuffers() error {
 	return nil
 }
 
-// Close runs when the loop shuts down, after every operation finished:
-// it closes the sockets still open on the loop and unmaps the buffers.
+// Close runs when the loop shuts down, after every operation finished (or
+// the runtime gave up waiting for them): it closes the sockets still open on
+// the loop, waits for the lingering closes (closeSocket) to end, and unmaps
+// the buffers, unless operations are still in flight: the kernel may still
+// write to the group's buffers and read the arena's blocks until the ring's
+// asynchronous teardown has cancelled them, so then, as the runtime does with
+// its own buffers, they stay mapped for the life of the process.
 func (ls *loopState) Close() error {
 	ls.l.SetLocal((*loopState)(nil))
 	ls.closed = true
 	ls.socks.closeAll()
 	for fd := range ls.fds {
-		closeFD(fd)
+		ls.closeSocket(fd)
 	}
 	clear(ls.fds)
+	ls.lingering.Wait()
+	if n := ls.l.InFlight(); n > 0 {
+		ls.l.Logger().Error("netio: buffers left mapped: operations still in flight at shutdown", zap.Int("ops", n))
+		return nil
+	}
 	var errs []error
 	if ls.ownGroup {
 		errs = append(errs, ls.group.Close())
@@ -192,6 +207,34 @@ func (ls *loopState) Close() error {
 		errs = append(errs, ls.arena.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// closeSocket closes fd, a socket of this loop, without blocking the loop
+// thread. close(2) of a TCP socket whose SO_LINGER has a positive timeout
+// waits until the peer has acknowledged the unsent data or the timeout has
+// passed, and every other socket of the loop would wait with it; such a
+// socket is closed by a goroutine of its own instead, joined by Close.
+// (IORING_OP_CLOSE is no way around it: issued inline, its final fput runs as
+// task work on the loop thread, which then lingers just the same; with
+// IOSQE_ASYNC it lingers in an io-wq worker.) The descriptor number stays
+// taken until that goroutine's close(2). Loop thread.
+func (ls *loopState) closeSocket(fd int) {
+	if !lingers(fd) {
+		closeFD(fd)
+		return
+	}
+	ls.lingering.Add(1)
+	go func() {
+		defer ls.lingering.Done()
+		closeFD(fd)
+	}()
+}
+
+// lingers reports whether close(2) of fd may block: SO_LINGER on, with a
+// positive timeout. (A zero timeout resets the connection at once.)
+func lingers(fd int) bool {
+	lg, err := unix.GetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER)
+	return err == nil && lg.Onoff != 0 && lg.Linger > 0
 }
 
 // starve queues r to re-arm its receive once buffers are back.

@@ -5,6 +5,7 @@ package netio
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -176,7 +177,9 @@ var errNoHandlerFallback = errors.New("netio: the handler API needs io_uring and
 
 // DialHandler connects to address and hands the connection to h (the
 // handler API): OnOpen runs on the connection's loop before DialHandler
-// returns. It must not be called from a loop thread.
+// returns. It waits for the connect, so on one of the runtime's loop threads
+// (a Handler callback or a runtime.Task) it returns an error wrapping
+// ErrLoopThread instead: a loop must never block.
 func (d *Dialer) DialHandler(ctx context.Context, network, address string, h Handler) (*Conn, error) {
 	cfg, k, err := checkHandlerCall("dial", d.Config, network, true)
 	if err != nil {
@@ -185,6 +188,18 @@ func (d *Dialer) DialHandler(ctx context.Context, network, address string, h Han
 	l, err := pickLoop(d.Runtime, d.Loop)
 	if err != nil {
 		return nil, opErr("dial", network, nil, nil, "", err)
+	}
+	rt := d.Runtime
+	if rt == nil && d.Loop == nil {
+		rt, _ = DefaultRuntime() // pickLoop started it
+	}
+	if l.OnLoopThread() {
+		return nil, opErr("dial", network, nil, nil, "", fmt.Errorf("netio: DialHandler on loop %d's thread: %w", l.ID(), ErrLoopThread))
+	}
+	if rt != nil {
+		if err := offLoopThreads(rt, "DialHandler"); err != nil {
+			return nil, opErr("dial", network, nil, nil, "", err)
+		}
 	}
 	aps, err := resolve(ctx, k, network, address, true)
 	if err != nil {

@@ -81,6 +81,13 @@ func (l *Loop) recoverPanic() {
 	}
 }
 
+// ReportPanic records v, a panic recovered by a Handler or Task itself so
+// that it could clean up after it, as the loop records the panics it
+// recovers: counted in Stats.Panics and logged. Call it from the deferred
+// function that recovered, so that the logged stack is the panic's. Loop
+// thread only.
+func (l *Loop) ReportPanic(v any) { l.onPanic(v) }
+
 func (l *Loop) onPanic(v any) {
 	n := l.st.panics.Add(1)
 	// The first few with their stack, then one in 1024: a handler that

@@ -52,9 +52,10 @@
 //
 // Methods documented "loop thread only" (NewOp, Cancel, Pin, Scratch, Timer,
 // StopTimer, NewMailbox, CloseMailbox, MsgRing, Ring, Own, Group, Arena,
-// CountRearm)
+// CountRearm, InFlight, ReportPanic)
 // must be called from a Handler or Task running on that loop, or from
-// Config.Setup. Everything else (Post, Stats, ID, RingFD, Closing, Logger, and
+// Config.Setup (OnLoopThread tells). Everything else (Post, Stats, ID, RingFD,
+// Closing, Logger, OnLoopThread, and
 // all Runtime methods) may be called from any goroutine. Post is lock-free
 // (a bounded multi-producer queue, with a mutex-guarded overflow list used only
 // while the queue is full) and allocates nothing when the Task is a pointer.

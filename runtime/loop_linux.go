@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwire/ringwire/bufring"
 	"github.com/ringwire/ringwire/ring"
@@ -48,7 +49,8 @@ type Loop struct {
 	scratch   scratchMem
 	msgAck    OpID
 	minWait   time.Duration
-	enterErrs int // io_uring_enter failures logged so far
+	rearmed   bool // CountRearm since the last enter: the next wait skips minWait
+	enterErrs int  // io_uring_enter failures logged so far
 
 	// Shared.
 	tid    int // the loop thread's id, set before New returns
@@ -184,9 +186,35 @@ func nextYieldGap(gap, took time.Duration) time.Duration {
 }
 
 // Own hands c to the loop: it is closed on the loop thread when the loop
-// shuts down, after every operation has finished, in reverse order of Own.
-// Loop thread only.
+// shuts down, after every operation has finished (or the wait for them gave
+// up: see InFlight), in reverse order of Own. Loop thread only.
 func (l *Loop) Own(c io.Closer) { l.owned = append(l.owned, c) }
+
+// InFlight returns how many kernel operations of the loop have not had their
+// final CQE (mailboxes and the runtime's doorbell not counted). A Closer
+// handed to Own that finds it non-zero runs after shutdown gave up waiting
+// for them (Runtime.Close then returns an error): the kernel may still write
+// to the memory they point to, so that memory must stay mapped, as the
+// loop's own buffer group and arena do. Loop thread only.
+func (l *Loop) InFlight() int {
+	n := l.ops.live - l.ops.persistent
+	if l.bellArm {
+		n--
+	}
+	return n
+}
+
+// OnLoopThread reports whether the caller runs on the loop's thread: in one
+// of its Handlers or Tasks, or in Config.Setup. There, a call that posts to
+// the loop and waits for the result would wait forever. Any goroutine.
+func (l *Loop) OnLoopThread() bool {
+	select {
+	case <-l.done:
+		return false // the thread has exited: its id may be reused
+	default:
+		return l.tid == unix.Gettid()
+	}
+}
 
 // SetLocal stores v as the loop's local value: per-loop state of the layer
 // that runs sockets on the loop (netio keeps its buffer group, arena and
@@ -209,8 +237,16 @@ func (l *Loop) Probe() *ring.Probe { return l.probe }
 func (l *Loop) Tier() Tier { return l.tier }
 
 // CountRearm records that a multishot operation was re-armed after its final
-// CQE (Stats.Rearms). Loop thread only.
-func (l *Loop) CountRearm() { l.st.rearms.Add(1) }
+// CQE (Stats.Rearms), and makes the loop's next wait return on the first
+// completion, without the latency budget: the re-armed operation completes at
+// once if data queued while it was down, and that completion (a zero-length
+// datagram ends a multishot recvmsg, so a flood of them ends it again and
+// again) must not wait a whole budget to be handled and re-armed. Loop
+// thread only.
+func (l *Loop) CountRearm() {
+	l.st.rearms.Add(1)
+	l.rearmed = true
+}
 
 // ID returns the loop's index in Runtime.Loops.
 func (l *Loop) ID() int { return l.id }

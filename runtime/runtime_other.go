@@ -91,6 +91,15 @@ func (l *Loop) Tier() Tier { return 0 }
 // CountRearm does nothing.
 func (l *Loop) CountRearm() {}
 
+// ReportPanic does nothing.
+func (l *Loop) ReportPanic(v any) {}
+
+// InFlight returns 0.
+func (l *Loop) InFlight() int { return 0 }
+
+// OnLoopThread reports false.
+func (l *Loop) OnLoopThread() bool { return false }
+
 // Post fails on this platform.
 func (l *Loop) Post(t Task) error { return errUnsupported }
 

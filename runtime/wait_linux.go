@@ -56,7 +56,12 @@ func (l *Loop) sleep() {
 	}
 	timeout := l.wheel.nextTimeout(time.Now())
 	want := uint32(1)
-	if l.minWait > 0 {
+	minWait := l.minWait
+	if l.rearmed {
+		minWait = 0 // see CountRearm
+		l.rearmed = false
+	}
+	if minWait > 0 {
 		want = uint32(l.cfg.BatchLimit)
 		if timeout <= 0 {
 			// Without a general timeout the kernel ends the wait when
@@ -65,7 +70,7 @@ func (l *Loop) sleep() {
 			timeout = time.Hour
 		}
 	}
-	n, err := l.r.WaitCQEs(want, timeout, l.minWait)
+	n, err := l.r.WaitCQEs(want, timeout, minWait)
 	atomic.StoreUint32(l.sleeping, 0)
 	l.st.enters.Add(1)
 	l.st.sqes.Add(uint64(n))
@@ -121,6 +126,7 @@ func (l *Loop) poll() {
 	default:
 		return
 	}
+	l.rearmed = false // submitted without waiting: nothing to hold back
 	l.st.enters.Add(1)
 	l.st.sqes.Add(uint64(n))
 	l.enterError(err)

@@ -69,16 +69,16 @@ type sendReq struct {
 // methods are loop thread only (call them from Handler callbacks or from a
 // runtime.Task posted to Loop()), except where documented.
 type Conn struct {
-	ls     *loopState
-	cfg    *Config
-	fd     int
-	h      Handler
-	hPeer  PeerCloseHandler
-	hSent  SendHandler
-	hWrite WritableHandler
-	local  netip.AddrPort
-	remote netip.AddrPort
-	ctx    any
+	ls               *loopState
+	cfg              *Config
+	fd               int
+	h                Handler
+	peerCloseHandler PeerCloseHandler
+	sendHandler      SendHandler
+	writableHandler  WritableHandler
+	local            netip.AddrPort
+	remote           netip.AddrPort
+	ctx              any
 
 	recvOp   runtime.OpID
 	sendOp   runtime.OpID
@@ -112,8 +112,10 @@ type gatherState struct {
 	iov [maxGather]unix.Iovec
 }
 
-// connOps is the runtime.Handler face of a Conn, kept off its method set.
-type connOps Conn
+// connCompletions is a Conn seen as the runtime.Handler of its operations
+// (a conversion, (*connCompletions)(c)), so that HandleCompletion stays off
+// Conn's exported method set.
+type connCompletions Conn
 
 func newConn(ls *loopState, cfg *Config, fd int, h Handler) *Conn {
 	c := &Conn{ls: ls, cfg: cfg, fd: fd}
@@ -124,9 +126,9 @@ func newConn(ls *loopState, cfg *Config, fd int, h Handler) *Conn {
 
 func (c *Conn) setHandler(h Handler) {
 	c.h = h
-	c.hPeer, _ = h.(PeerCloseHandler)
-	c.hSent, _ = h.(SendHandler)
-	c.hWrite, _ = h.(WritableHandler)
+	c.peerCloseHandler, _ = h.(PeerCloseHandler)
+	c.sendHandler, _ = h.(SendHandler)
+	c.writableHandler, _ = h.(WritableHandler)
 }
 
 // Loop returns the loop the connection lives on. Any goroutine.
@@ -155,7 +157,7 @@ func (c *Conn) Queued() int { return c.queued }
 
 // start delivers OnOpen and arms the receive.
 func (c *Conn) start() {
-	c.h.OnOpen(c)
+	c.callOnOpen()
 	c.armRecv()
 }
 
@@ -170,13 +172,25 @@ func (c *Conn) armRecv() {
 	if c.recvOp != 0 || c.state != stOpen || c.paused || c.peerClosed || c.starved {
 		return
 	}
-	sqe, id, err := c.ls.l.NewOp((*connOps)(c), tagRecv)
+	sqe, id, err := c.ls.l.NewOp((*connCompletions)(c), tagRecv)
 	if err != nil {
 		c.Close(err)
 		return
 	}
 	sqe.PrepRecvMultishot(c.fd, c.ls.gid, 0)
 	c.recvOp = id
+}
+
+// rearmFinal re-arms the receive after a final CQE that did not end the
+// connection (the kernel ends a multishot receive for reasons of its own, a
+// CQ that was full for one). A re-arm is counted in Stats.Rearms and with the
+// loop's CountRearm, whose next wait then skips the latency budget.
+func (c *Conn) rearmFinal() {
+	c.armRecv()
+	if c.recvOp != 0 {
+		c.ls.l.CountRearm()
+		c.ls.stats.rearms.Add(1)
+	}
 }
 
 // PauseRecv stops receiving until ResumeRecv: the peer's data waits in the
@@ -201,7 +215,7 @@ func (c *Conn) ResumeRecv() {
 }
 
 // HandleCompletion dispatches the Conn's completions.
-func (o *connOps) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
+func (o *connCompletions) HandleCompletion(l *runtime.Loop, tag uint64, cqe *ring.CQE) {
 	c := (*Conn)(o)
 	switch tag {
 	case tagRecv:
@@ -237,16 +251,14 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 		} else {
 			d := &c.ls.data
 			*d = Data{lease: lease, view: lease.Bytes()}
-			c.h.OnData(c, d)
+			c.callOnData(d)
 			if !d.kept {
 				lease.Release()
 			}
 			*d = Data{}
 		}
 		if final {
-			c.ls.l.CountRearm()
-			c.ls.stats.rearms.Add(1)
-			c.armRecv()
+			c.rearmFinal()
 		}
 	case cqe.Res == 0:
 		if cqe.HasBuffer() {
@@ -257,8 +269,8 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 			_ = c.ls.l.Cancel(c.recvOp)
 		}
 		if c.state == stOpen {
-			if c.hPeer != nil {
-				c.hPeer.OnPeerClose(c)
+			if c.peerCloseHandler != nil {
+				c.callOnPeerClose()
 			} else {
 				c.closeAfterFlush(io.EOF)
 			}
@@ -289,12 +301,17 @@ func (c *Conn) onRecv(cqe *ring.CQE) {
 // Write copies b into loop-owned memory and queues it for sending; the
 // caller may reuse b at once. It returns ErrWriteQueueFull when the queue is
 // above Config.WriteHighWater (nothing is queued), net.ErrClosed after Close.
+// An empty b queues nothing (as net.Conn's Write(nil) sends nothing) and gets
+// no OnSent.
 func (c *Conn) Write(b []byte) error { return c.write(b, 0, false) }
 
 // WriteTag is Write with a tag reported to a SendHandler's OnSent.
 func (c *Conn) WriteTag(b []byte, tag uint64) error { return c.write(b, tag, true) }
 
 func (c *Conn) write(b []byte, tag uint64, notify bool) error {
+	if len(b) == 0 {
+		return c.canQueueEmpty()
+	}
 	if err := c.canQueue(); err != nil {
 		return err
 	}
@@ -336,8 +353,12 @@ func (c *Conn) write(b []byte, tag uint64, notify bool) error {
 }
 
 // Send queues b for sending without copying it. b must stay unchanged and
-// reachable until OnSent reports tag (the Handler must be a SendHandler).
+// reachable until OnSent reports tag (the Handler must be a SendHandler). An
+// empty b queues nothing and gets no OnSent.
 func (c *Conn) Send(b []byte, tag uint64) error {
+	if len(b) == 0 {
+		return c.canQueueEmpty()
+	}
 	if err := c.canQueue(); err != nil {
 		return err
 	}
@@ -357,14 +378,19 @@ func (c *Conn) sendUser(b []byte, tag uint64) {
 // SendLease sends view, which lies in the lease's buffer (a Data's Bytes
 // after Keep), without copying: with SEND_ZC from the registered buffer when
 // it is large enough, otherwise a plain send from it. The lease is released
-// when the send completes; to send the same bytes twice, Retain first.
+// when the send completes; to send the same bytes twice, Retain first. An
+// empty view queues nothing and gets no OnSent: the lease is released at once.
 func (c *Conn) SendLease(l bufring.Lease, view []byte, tag uint64) error {
+	if len(view) == 0 {
+		l.Release()
+		return c.canQueueEmpty()
+	}
 	if err := c.canQueue(); err != nil {
 		l.Release()
 		return err
 	}
 	r := c.push()
-	r.buf, r.kind, r.lease, r.tag, r.notify = view, sendLease, l, tag, c.hSent != nil
+	r.buf, r.kind, r.lease, r.tag, r.notify = view, sendLease, l, tag, c.sendHandler != nil
 	c.queued += len(view)
 	c.startSend()
 	return nil
@@ -377,6 +403,15 @@ func (c *Conn) canQueue() error {
 	if c.queued >= c.cfg.WriteHighWater {
 		c.highWater = true
 		return ErrWriteQueueFull
+	}
+	return nil
+}
+
+// canQueueEmpty is what an empty Write, Send or SendLease returns: nothing
+// is queued, so only a closed connection is an error.
+func (c *Conn) canQueueEmpty() error {
+	if c.state != stOpen {
+		return net.ErrClosed
 	}
 	return nil
 }
@@ -409,7 +444,7 @@ func (c *Conn) startSend() {
 	}
 	r := &c.q[c.qhead]
 	l := c.ls.l
-	sqe, id, err := l.NewOp((*connOps)(c), tagSend)
+	sqe, id, err := l.NewOp((*connCompletions)(c), tagSend)
 	if err != nil {
 		c.Close(err)
 		return
@@ -627,17 +662,15 @@ func (c *Conn) finishSend(r *sendReq, err error) {
 	c.sentN = r.off
 	*r = sendReq{}
 	c.qhead++
-	if notify && c.hSent != nil {
-		c.hSent.OnSent(c, tag, err)
+	if notify {
+		c.callOnSent(tag, err)
 	}
 }
 
 func (c *Conn) afterSend() {
 	if c.highWater && c.queued < c.cfg.WriteHighWater/2 && c.state == stOpen {
 		c.highWater = false
-		if c.hWrite != nil {
-			c.hWrite.OnWritable(c)
-		}
+		c.callOnWritable()
 	}
 	if c.state == stOpen {
 		c.startSend()
@@ -666,8 +699,8 @@ func (c *Conn) cancelSend(tag uint64) {
 		case sendLease:
 			r.lease.Release()
 		}
-		if r.notify && c.hSent != nil {
-			c.hSent.OnSent(c, r.tag, errCanceled)
+		if r.notify {
+			c.callOnSent(r.tag, errCanceled)
 		}
 		return
 	}
@@ -701,6 +734,10 @@ func (c *Conn) closeAfterFlush(reason error) {
 // close would otherwise never finish, and the socket and its buffers would
 // stay held. To end gracefully, CloseWrite (the FIN follows the queued
 // sends) and Close on the peer's EOF or a send's OnSent.
+//
+// A socket whose SO_LINGER has a positive timeout is closed by a goroutine,
+// whose close(2) may wait for the peer up to that timeout; the loop does not
+// wait for it (the runtime's Close does). OnClose comes without waiting too.
 func (c *Conn) Close(reason error) {
 	if c.state != stOpen {
 		return
@@ -717,7 +754,7 @@ func (c *Conn) Close(reason error) {
 			if l.Closing() {
 				_ = sockaddr.Disconnect(c.fd) // shutting down: no grace
 			} else {
-				l.Timer((*connOps)(c), tagZCGrace, time.Now().Add(zcCloseGrace))
+				l.Timer((*connCompletions)(c), tagZCGrace, time.Now().Add(zcCloseGrace))
 			}
 		}
 	}
@@ -738,8 +775,8 @@ func (c *Conn) Close(reason error) {
 		}
 		tag, notify := r.tag, r.notify && r.kind != sendShutdown
 		*r = sendReq{}
-		if notify && c.hSent != nil {
-			c.hSent.OnSent(c, tag, net.ErrClosed)
+		if notify {
+			c.callOnSent(tag, net.ErrClosed)
 		}
 	}
 	c.q = c.q[:start]
@@ -757,11 +794,62 @@ func (c *Conn) maybeFinish() {
 	}
 	c.state = stClosed
 	delete(c.ls.fds, c.fd)
-	closeFD(c.fd)
+	c.ls.closeSocket(c.fd)
 	c.q = nil
-	c.h.OnClose(c, c.reason)
+	c.callOnClose()
 }
 
 // recvArmed reports whether a receive is armed (kickStarved skips a connection
 // that closed or paused while it waited for buffers). Loop thread.
 func (c *Conn) recvArmed() bool { return c.recvOp != 0 }
+
+// The handler's callbacks are called through these, each of which recovers a
+// panic (recoverCallback).
+func (c *Conn) callOnOpen() {
+	defer c.recoverCallback("OnOpen")
+	c.h.OnOpen(c)
+}
+
+func (c *Conn) callOnData(d *Data) {
+	defer c.recoverCallback("OnData")
+	c.h.OnData(c, d)
+}
+
+func (c *Conn) callOnPeerClose() {
+	defer c.recoverCallback("OnPeerClose")
+	c.peerCloseHandler.OnPeerClose(c)
+}
+
+func (c *Conn) callOnSent(tag uint64, err error) {
+	if c.sendHandler == nil {
+		return
+	}
+	defer c.recoverCallback("OnSent")
+	c.sendHandler.OnSent(c, tag, err)
+}
+
+func (c *Conn) callOnWritable() {
+	if c.writableHandler == nil {
+		return
+	}
+	defer c.recoverCallback("OnWritable")
+	c.writableHandler.OnWritable(c)
+}
+
+func (c *Conn) callOnClose() {
+	defer c.recoverCallback("OnClose")
+	c.h.OnClose(c, c.reason)
+}
+
+// recoverCallback, deferred around a handler callback, turns its panic into
+// a Close with a *PanicError, as though the callback had called Close and
+// returned: the code after the callback runs as it would have (a receive's
+// lease is released, a final CQE's re-arm sees the connection closing), so
+// nothing is left half set up. The panic is reported to the loop
+// (Stats.Panics, logged with its stack).
+func (c *Conn) recoverCallback(callback string) {
+	if v := recover(); v != nil {
+		c.ls.l.ReportPanic(v)
+		c.Close(&PanicError{Callback: callback, Value: v})
+	}
+}

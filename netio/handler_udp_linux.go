@@ -23,18 +23,18 @@ const recvmsgNameLen = sockaddr.SizeofInet6
 // UDPConn is a handler-API UDP socket, connected or not. It lives on one
 // loop; its methods are loop thread only.
 type UDPConn struct {
-	ls        *loopState
-	cfg       *Config
-	fd        int
-	family    int
-	h         PacketHandler
-	hSent     PacketSendHandler
-	local     netip.AddrPort
-	remote    netip.AddrPort // valid when connected
-	connected bool
-	ctx       any
+	ls          *loopState
+	cfg         *Config
+	fd          int
+	family      int
+	h           PacketHandler
+	sendHandler PacketSendHandler
+	local       netip.AddrPort
+	remote      netip.AddrPort // valid when connected
+	connected   bool
+	ctx         any
 
-	msg      *unix.Msghdr // name and control lengths for multishot recvmsg
+	recvHdr  *unix.Msghdr // name and control lengths for multishot recvmsg
 	recvOp   runtime.OpID
 	state    uint8
 	paused   bool
@@ -46,8 +46,13 @@ type UDPConn struct {
 	sentN    int // bytes sent by the send OnSent reports
 }
 
-type udpOps UDPConn
+// udpCompletions is a UDPConn seen as the runtime.Handler of its receive
+// (a conversion, (*udpCompletions)(u)), so that HandleCompletion stays off
+// UDPConn's exported method set.
+type udpCompletions UDPConn
 
+// udpSend is one datagram send in flight, the runtime.Handler of its
+// operation; UDPConn keeps finished ones on a free list.
 type udpSend struct {
 	u      *UDPConn
 	raw    sockaddr.Raw
@@ -61,7 +66,7 @@ type udpSend struct {
 }
 
 func newUDPConn(ls *loopState, cfg *Config, fd, family int, h PacketHandler) *UDPConn {
-	u := &UDPConn{ls: ls, cfg: cfg, fd: fd, family: family, msg: &unix.Msghdr{Namelen: recvmsgNameLen}}
+	u := &UDPConn{ls: ls, cfg: cfg, fd: fd, family: family, recvHdr: &unix.Msghdr{Namelen: recvmsgNameLen}}
 	u.setHandler(h)
 	ls.fds[fd] = struct{}{}
 	return u
@@ -69,7 +74,7 @@ func newUDPConn(ls *loopState, cfg *Config, fd, family int, h PacketHandler) *UD
 
 func (u *UDPConn) setHandler(h PacketHandler) {
 	u.h = h
-	u.hSent, _ = h.(PacketSendHandler)
+	u.sendHandler, _ = h.(PacketSendHandler)
 }
 
 // Loop returns the socket's loop. Any goroutine.
@@ -104,14 +109,28 @@ func (u *UDPConn) armRecv() {
 	if u.recvOp != 0 || u.state != stOpen || u.paused || u.starved {
 		return
 	}
-	sqe, id, err := u.ls.l.NewOp((*udpOps)(u), tagRecv)
+	sqe, id, err := u.ls.l.NewOp((*udpCompletions)(u), tagRecv)
 	if err != nil {
 		u.Close(err)
 		return
 	}
-	sqe.PrepRecvmsgMultishot(u.fd, u.msg, u.ls.gid, 0)
-	u.ls.l.Pin(id, u.msg)
+	sqe.PrepRecvmsgMultishot(u.fd, u.recvHdr, u.ls.gid, 0)
+	u.ls.l.Pin(id, u.recvHdr)
 	u.recvOp = id
+}
+
+// rearmFinal re-arms the receive after a final CQE that did not close the
+// socket: the kernel ends a multishot recvmsg on every zero-length datagram
+// and on an error such as ECONNREFUSED. A re-arm is counted in Stats.Rearms
+// and with the loop's CountRearm, whose next wait then skips the latency
+// budget, so a flood of empty datagrams costs one quick round each instead of
+// a whole budget each while the socket's valid datagrams queue behind them.
+func (u *UDPConn) rearmFinal() {
+	u.armRecv()
+	if u.recvOp != 0 {
+		u.ls.l.CountRearm()
+		u.ls.stats.rearms.Add(1)
+	}
 }
 
 // PauseRecv stops receiving until ResumeRecv (datagrams then queue in the
@@ -134,7 +153,7 @@ func (u *UDPConn) ResumeRecv() {
 	}
 }
 
-func (o *udpOps) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
+func (o *udpCompletions) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 	u := (*UDPConn)(o)
 	final := !cqe.More()
 	if final {
@@ -149,10 +168,8 @@ func (o *udpOps) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 		if !lease.IsZero() {
 			u.deliver(lease)
 		}
-		if final && u.state == stOpen {
-			l.CountRearm()
-			u.ls.stats.rearms.Add(1)
-			u.armRecv()
+		if final {
+			u.rearmFinal() // a zero-length datagram ends a multishot recvmsg
 		}
 		u.maybeFinish()
 		return
@@ -173,9 +190,9 @@ func (o *udpOps) HandleCompletion(l *runtime.Loop, _ uint64, cqe *ring.CQE) {
 	default:
 		// ECONNREFUSED and friends: reported, and receiving goes on.
 		if u.state == stOpen {
-			u.h.OnError(u, os.NewSyscallError("recvmsg", errno))
+			u.callOnError(os.NewSyscallError("recvmsg", errno))
 			if final {
-				u.armRecv()
+				u.rearmFinal()
 			}
 		}
 	}
@@ -202,7 +219,7 @@ func (u *UDPConn) deliver(lease bufring.Lease) {
 	} else if ap, err := sockaddr.Decode(v.Name); err == nil {
 		d.from = ap
 	}
-	u.h.OnPacket(u, d)
+	u.callOnPacket(d)
 	if !d.kept {
 		lease.Release()
 	}
@@ -247,7 +264,7 @@ func (u *UDPConn) WriteTo(b []byte, to netip.AddrPort, tag uint64) error {
 	buf := fl.Bytes()[:len(b)]
 	copy(buf, b)
 	s := u.getSend()
-	s.kind, s.fixed, s.buf, s.tag, s.notify = sendCopy, fl, buf, tag, u.hSent != nil
+	s.kind, s.fixed, s.buf, s.tag, s.notify = sendCopy, fl, buf, tag, u.sendHandler != nil
 	return u.start(s, to) // releases the block if it fails
 }
 
@@ -268,7 +285,7 @@ func (u *UDPConn) SendLeaseTo(l bufring.Lease, view []byte, to netip.AddrPort, t
 		return err
 	}
 	s := u.getSend()
-	s.kind, s.lease, s.buf, s.tag, s.notify = sendLease, l, view, tag, u.hSent != nil
+	s.kind, s.lease, s.buf, s.tag, s.notify = sendLease, l, view, tag, u.sendHandler != nil
 	return u.start(s, to) // releases the lease if it fails
 }
 
@@ -348,8 +365,8 @@ func (s *udpSend) HandleCompletion(_ *runtime.Loop, _ uint64, cqe *ring.CQE) {
 	u.sentN = int(max(cqe.Res, 0))
 	tag, notify := s.tag, s.notify
 	u.putSend(s, true)
-	if notify && u.hSent != nil {
-		u.hSent.OnSent(u, tag, err)
+	if notify {
+		u.callOnSent(tag, err)
 	}
 	u.maybeFinish()
 }
@@ -375,5 +392,40 @@ func (u *UDPConn) maybeFinish() {
 	u.state = stClosed
 	delete(u.ls.fds, u.fd)
 	closeFD(u.fd)
+	u.callOnClose()
+}
+
+// The handler's callbacks are called through these, each of which recovers a
+// panic (recoverCallback).
+func (u *UDPConn) callOnPacket(d *Data) {
+	defer u.recoverCallback("OnPacket")
+	u.h.OnPacket(u, d)
+}
+
+func (u *UDPConn) callOnError(err error) {
+	defer u.recoverCallback("OnError")
+	u.h.OnError(u, err)
+}
+
+func (u *UDPConn) callOnSent(tag uint64, err error) {
+	if u.sendHandler == nil {
+		return
+	}
+	defer u.recoverCallback("OnSent")
+	u.sendHandler.OnSent(u, tag, err)
+}
+
+func (u *UDPConn) callOnClose() {
+	defer u.recoverCallback("OnClose")
 	u.h.OnClose(u, u.reason)
+}
+
+// recoverCallback, deferred around a handler callback, turns its panic into
+// a Close with a *PanicError, as though the callback had called Close and
+// returned (see Conn.recoverCallback); the panic is reported to the loop.
+func (u *UDPConn) recoverCallback(callback string) {
+	if v := recover(); v != nil {
+		u.ls.l.ReportPanic(v)
+		u.Close(&PanicError{Callback: callback, Value: v})
+	}
 }

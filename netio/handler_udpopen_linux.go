@@ -17,8 +17,10 @@ import (
 
 // ListenUDP opens a UDP socket bound to address for the handler API and
 // starts receiving on lc.Loop, or else on one of the runtime's loops (the next
-// in turn); h's methods run there. To close it, call u.Close on that loop (for
-// example from a runtime.Task posted to u.Loop()).
+// in turn; called on a loop thread, the caller's loop); h's methods run there.
+// To close it, call u.Close on that loop (for example from a runtime.Task
+// posted to u.Loop()). On a loop thread, a Loop other than the caller's is
+// refused with an error wrapping ErrLoopThread.
 func (lc *ListenConfig) ListenUDP(ctx context.Context, network, address string, h PacketHandler) (*UDPConn, error) {
 	return openUDP(ctx, lc.Runtime, lc.Loop, lc.Config, network, address, false, h)
 }
@@ -26,7 +28,7 @@ func (lc *ListenConfig) ListenUDP(ctx context.Context, network, address string, 
 // DialUDP opens a UDP socket connected to address for the handler API:
 // datagrams from other sources are not delivered, and ECONNREFUSED from an
 // ICMP port unreachable reaches h.OnError. The socket runs on d.Loop, or else
-// on the next loop of the runtime in turn.
+// on the next loop of the runtime in turn (on a loop thread: as ListenUDP).
 func (d *Dialer) DialUDP(ctx context.Context, network, address string, h PacketHandler) (*UDPConn, error) {
 	return openUDP(ctx, d.Runtime, d.Loop, d.Config, network, address, true, h)
 }
@@ -59,6 +61,33 @@ func pickLoop(rt *runtime.Runtime, l *runtime.Loop) (*runtime.Loop, error) {
 	return rt.Next(), nil
 }
 
+// handlerLoop picks the loop of a new handler-API socket as pickLoop does,
+// except on a loop thread of rt (the default runtime when rt is nil): there,
+// with no l, it is the caller's own loop, where the socket is set up inline
+// (runOn); an l other than the caller's loop is refused with ErrLoopThread,
+// since waiting for it would block the caller's loop (and deadlock if that
+// loop waited for this one).
+func handlerLoop(rt *runtime.Runtime, l *runtime.Loop) (*runtime.Loop, error) {
+	if l == nil {
+		var err error
+		if rt, err = orDefault(rt); err != nil {
+			return nil, err
+		}
+		if own := callerLoop(rt); own != nil {
+			return own, nil
+		}
+		return rt.Next(), nil
+	}
+	l, err := pickLoop(rt, l)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitableFrom(rt, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
 func openUDP(ctx context.Context, rt *runtime.Runtime, pick *runtime.Loop, c *Config, network, address string, connect bool, h PacketHandler) (*UDPConn, error) {
 	op := "listen"
 	if connect {
@@ -68,7 +97,7 @@ func openUDP(ctx context.Context, rt *runtime.Runtime, pick *runtime.Loop, c *Co
 	if err != nil {
 		return nil, err
 	}
-	l, err := pickLoop(rt, pick)
+	l, err := handlerLoop(rt, pick)
 	if err != nil {
 		return nil, opErr(op, network, nil, nil, "", err)
 	}
@@ -164,7 +193,7 @@ func (lc *ListenConfig) FileUDP(f *os.File, h PacketHandler) (*UDPConn, error) {
 		closeFD(fd)
 		return fail("getsockopt", err)
 	}
-	l, err := pickLoop(lc.Runtime, lc.Loop)
+	l, err := handlerLoop(lc.Runtime, lc.Loop)
 	if err != nil {
 		closeFD(fd)
 		return fail("", err)
