@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -32,10 +33,8 @@ var parkers = []struct {
 func benchRuntime(b *testing.B, mode wakeMode) *Runtime {
 	if mode&^wakeBudgetFlag == wakeFutex {
 		p, err := ring.ProbeKernel()
-		if err != nil {
-			b.Fatal(err)
-		}
-		needFeature(b, p.Supports(ring.OpFutexWait), "IORING_OP_FUTEX_WAIT (6.7)")
+		testenv.NeedIOUring(b, err)
+		testenv.NeedFeature(b, "IORING_OP_FUTEX_WAIT (6.7)", p.Supports(ring.OpFutexWait))
 	}
 	cfg := &Config{Loops: 1, wake: mode &^ wakeBudgetFlag}
 	if mode&wakeBudgetFlag != 0 {

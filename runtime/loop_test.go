@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -23,11 +24,9 @@ func TestRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ring.ProbeKernel()
-			if err != nil {
-				t.Fatal(err)
-			}
+			testenv.NeedIOUring(t, err)
 			if tc.cfg.wake == wakeFutex {
-				needFeature(t, p.Supports(ring.OpFutexWait), "IORING_OP_FUTEX_WAIT (6.7)")
+				testenv.NeedFeature(t, "IORING_OP_FUTEX_WAIT (6.7)", p.Supports(ring.OpFutexWait))
 			}
 			rt := newRuntime(t, &tc.cfg)
 			l := rt.Loops()[0]
@@ -35,7 +34,7 @@ func TestRoundTrip(t *testing.T) {
 			if tc.cfg.ForceCoopTaskrun {
 				want = TierCoopTaskrun
 			} else {
-				needFeature(t, p.Setup&ring.SetupDeferTaskrun != 0, "IORING_SETUP_DEFER_TASKRUN (6.1)")
+				testenv.NeedFeature(t, "IORING_SETUP_DEFER_TASKRUN (6.1)", p.Setup&ring.SetupDeferTaskrun != 0)
 			}
 			if l.Tier() != want {
 				t.Fatalf("tier %v, want %v", l.Tier(), want)
@@ -152,6 +151,7 @@ func TestHundredThousandOpsFrom64Goroutines(t *testing.T) {
 }
 
 func TestPostAfterClose(t *testing.T) {
+	testenv.NeedIOUring(t, ring.Available())
 	rt, err := New(&Config{Loops: 1})
 	if err != nil {
 		t.Fatal(err)
