@@ -24,6 +24,10 @@
 //     address (so nettest has IPv6), applies the mode, runs each test binary
 //     with -test.v=test2json in turn, writes their output to the second
 //     serial port and powers off.
+//   - Runs the top-level tests that failed once more (-rerun, on by
+//     default): under TCG a test bound to wall-clock time can miss its mark
+//     once. A test that passes the second time is counted as flaky, with its
+//     first failure's text, and does not fail the run.
 //   - Converts the output with go tool test2json and prints the table.
 //
 // The modes:

@@ -5,6 +5,7 @@ package main
 // The guest side: this same program, built static, is the initramfs's /init.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +35,8 @@ type guestConfig struct {
 	// Timeout kills a test binary that runs longer (its -test.timeout is
 	// set a minute shorter, so that it reports which test hung).
 	Timeout time.Duration
+	// Rerun runs the top-level tests that failed once more (see runTest).
+	Rerun bool
 }
 
 type guestTest struct {
@@ -49,6 +53,7 @@ const (
 	markBegin = "@@BEGIN "
 	markEnd   = "@@END "
 	markDone  = "@@DONE"
+	markRerun = "rerun"
 )
 
 // guestMain runs as PID 1: it sets the machine up, runs the tests and powers
@@ -373,12 +378,51 @@ func addIPv6(index int, addr net.IP, prefix uint8) error {
 	return fmt.Errorf("RTM_NEWADDR: no acknowledgement")
 }
 
-// runTest runs one test binary with its output going to w between markers.
+// runTest runs one test binary with its output going to w between markers,
+// then, with cfg.Rerun, the top-level tests that failed once more, between
+// markers of their own: under an emulator a test bound to wall-clock time can
+// fail once, and the host reports a test that passes the second time as
+// flaky rather than failed.
 func runTest(w *lineWriter, cfg *guestConfig, tc guestTest) {
+	var out bytes.Buffer
+	rc := runBinary(w, &out, cfg, tc, "", cfg.Args)
+	if rc == 0 || rc == -2 || !cfg.Rerun {
+		return
+	}
+	failed := failedTests(out.Bytes())
+	if len(failed) == 0 || len(failed) > maxRerun {
+		return
+	}
+	args := append(append([]string(nil), cfg.Args...), "-test.run=^("+strings.Join(failed, "|")+")$")
+	runBinary(w, io.Discard, cfg, tc, " "+markRerun, args)
+}
+
+// maxRerun: more failed tests than this are not a flake.
+const maxRerun = 5
+
+// failedTests names the top-level tests a -test.v run reported failed.
+func failedTests(out []byte) []string {
+	var names []string
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		line = bytes.TrimPrefix(line, []byte{0x16}) // -test.v=test2json's framing mark
+		if rest, ok := bytes.CutPrefix(line, []byte("--- FAIL: ")); ok {
+			name, _, _ := bytes.Cut(rest, []byte(" "))
+			if !bytes.Contains(name, []byte("/")) {
+				names = append(names, regexp.QuoteMeta(string(name)))
+			}
+		}
+	}
+	return names
+}
+
+// runBinary runs tc's binary with args, its output going to w between
+// @@BEGIN and @@END (suffix marks a rerun) and to tee, and returns its exit
+// status: -1 when it could not run, -2 when it was killed after cfg.Timeout.
+func runBinary(w *lineWriter, tee io.Writer, cfg *guestConfig, tc guestTest, suffix string, extra []string) int {
 	dir := filepath.Join("/src", tc.Dir)
 	_ = os.MkdirAll(dir, 0o755)
 	args := append([]string{"-test.v=test2json", "-test.count=1",
-		"-test.timeout=" + (cfg.Timeout - time.Minute).String()}, cfg.Args...)
+		"-test.timeout=" + (cfg.Timeout - time.Minute).String()}, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join("/t", tc.Name), args...)
@@ -388,10 +432,11 @@ func runTest(w *lineWriter, cfg *guestConfig, tc guestTest) {
 		cmd.Env = append(cmd.Env, "RINGWIRE_STRICT=1")
 	}
 	cmd.WaitDelay = 10 * time.Second
-	cmd.Stdout = w // one pipe for both, copied in order
-	cmd.Stderr = w
-	fmt.Fprintf(os.Stdout, "kernelmatrix: %s ...\n", tc.Name)
-	fmt.Fprintf(w, "%s%s\n", markBegin, tc.Name)
+	both := io.MultiWriter(w, tee)
+	cmd.Stdout = both // one pipe for both, copied in order
+	cmd.Stderr = both
+	fmt.Fprintf(os.Stdout, "kernelmatrix: %s%s ...\n", tc.Name, suffix)
+	fmt.Fprintf(w, "%s%s%s\n", markBegin, tc.Name, suffix)
 	start := time.Now()
 	err := cmd.Run()
 	rc := 0
@@ -406,6 +451,7 @@ func runTest(w *lineWriter, cfg *guestConfig, tc guestTest) {
 	}
 	secs := time.Since(start).Seconds()
 	w.ensureNL()
-	fmt.Fprintf(w, "%s%s rc=%d secs=%.1f\n", markEnd, tc.Name, rc, secs)
-	fmt.Fprintf(os.Stdout, "kernelmatrix: %s rc=%d %.0fs\n", tc.Name, rc, secs)
+	fmt.Fprintf(w, "%s%s%s rc=%d secs=%.1f\n", markEnd, tc.Name, suffix, rc, secs)
+	fmt.Fprintf(os.Stdout, "kernelmatrix: %s%s rc=%d %.0fs\n", tc.Name, suffix, rc, secs)
+	return rc
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,8 +140,21 @@ const sampleResults = `@@ENV uname=6.1.0-57-cloud-amd64 cpus=2 thp=always
     c_test.go:20: got 1, want 2
 --- FAIL: TestC/sub (0.01s)
 --- FAIL: TestC (0.01s)
+=== RUN   TestF
+    f_test.go:30: broken for good
+--- FAIL: TestF (0.00s)
 FAIL
 @@END ring.test rc=1 secs=0.5
+@@BEGIN ring.test rerun
+=== RUN   TestC
+=== RUN   TestC/sub
+--- PASS: TestC/sub (0.01s)
+--- PASS: TestC (0.01s)
+=== RUN   TestF
+    f_test.go:30: broken for good
+--- FAIL: TestF (0.00s)
+FAIL
+@@END ring.test rerun rc=1 secs=0.1
 @@BEGIN runtime.test
 === RUN   TestD
 --- PASS: TestD (0.00s)
@@ -148,6 +162,9 @@ FAIL
 `
 
 func TestParseResults(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command (go tool test2json)")
+	}
 	tests := []testBinary{
 		{ImportPath: "example.com/m/ring", Name: "ring.test", Dir: "ring"},
 		{ImportPath: "example.com/m/runtime", Name: "runtime.test", Dir: "runtime"},
@@ -162,11 +179,14 @@ func TestParseResults(t *testing.T) {
 		t.Fatal("a guest that stopped before @@DONE is not reported")
 	}
 	ring, rt, nio := r.pkgs[0], r.pkgs[1], r.pkgs[2]
-	if ring.pass != 1 || ring.skip != 1 || ring.fail != 1 || ring.rc != 1 || ring.secs != 0.5 {
-		t.Errorf("ring: %d pass %d skip %d fail rc %d %.1fs", ring.pass, ring.skip, ring.fail, ring.rc, ring.secs)
+	if ring.pass != 1 || ring.skip != 1 || ring.fail != 1 || ring.flaky != 1 || ring.rc != 1 || ring.secs != 0.5 {
+		t.Errorf("ring: %d pass %d skip %d fail %d flaky rc %d %.1fs", ring.pass, ring.skip, ring.fail, ring.flaky, ring.rc, ring.secs)
 	}
-	if len(ring.failures) != 1 || ring.failures[0].test != "TestC/sub" || !strings.Contains(ring.failures[0].text, "got 1, want 2") {
+	if len(ring.failures) != 1 || ring.failures[0].test != "TestF" || !strings.Contains(ring.failures[0].text, "broken for good") {
 		t.Errorf("ring failures: %+v", ring.failures)
+	}
+	if len(ring.flakes) != 1 || ring.flakes[0].test != "TestC/sub" || !strings.Contains(ring.flakes[0].text, "got 1, want 2") {
+		t.Errorf("ring flakes: %+v", ring.flakes)
 	}
 	if rt.pass != 1 || rt.ended || len(rt.failures) == 0 || !strings.Contains(rt.failures[len(rt.failures)-1].text, "stopped during this package") {
 		t.Errorf("runtime: %+v", rt)
@@ -179,6 +199,7 @@ func TestParseResults(t *testing.T) {
 		t.Errorf("ring skips: %v", ring.skips)
 	}
 	for _, w := range []string{"ring", "runtime", "netio", "not run", "TestC/sub", "got 1, want 2", "guest: uname=6.1.0-57",
+		"Flaky (failed, then passed when rerun)", "TestF", "broken for good",
 		"1  ring: kernel lacks IORING_OP_BIND (6.11)"} {
 		if !strings.Contains(rep, w) {
 			t.Errorf("report lacks %q:\n%s", w, rep)
@@ -189,6 +210,13 @@ func TestParseResults(t *testing.T) {
 	parseResults(na, []byte("@@ENV x\n@@MODE n/a the kernel has no kernel.io_uring_disabled (Linux 6.6)\n@@DONE\n"), tests)
 	if na.na == "" || na.failed() || len(na.pkgs) != 0 {
 		t.Errorf("n/a mode: %+v", na)
+	}
+}
+
+func TestFailedTests(t *testing.T) {
+	out := "=== RUN   TestA\n--- PASS: TestA (0.00s)\n=== RUN   TestB\n    --- FAIL: TestB/x (0.00s)\n\x16--- FAIL: TestB (0.00s)\n--- FAIL: TestC.D (1.00s)\nFAIL\n"
+	if got := strings.Join(failedTests([]byte(out)), "|"); got != `TestB|TestC\.D` {
+		t.Errorf("failedTests = %q", got)
 	}
 }
 

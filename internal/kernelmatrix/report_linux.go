@@ -33,9 +33,11 @@ type pkgResult struct {
 	rc                    int
 	secs                  float64
 	pass, fail, skip      int // top-level tests
+	flaky                 int // top-level tests that failed, then passed when rerun
 	failures              []failure
+	flakes                []failure      // the first failures of the flaky tests
 	skips                 map[string]int // why tests (and subtests) skipped
-	raw                   []byte
+	raw, rerunRaw         []byte
 }
 
 type failure struct {
@@ -58,11 +60,11 @@ func (r *bootResult) summary() string {
 	if r.na != "" {
 		return "n/a: " + r.na
 	}
-	var pass, fail, skip int
+	var pass, fail, skip, flaky int
 	for _, p := range r.pkgs {
-		pass, fail, skip = pass+p.pass, fail+p.fail, skip+p.skip
+		pass, fail, skip, flaky = pass+p.pass, fail+p.fail, skip+p.skip, flaky+p.flaky
 	}
-	s := fmt.Sprintf("%d pass, %d fail, %d skip", pass, fail, skip)
+	s := fmt.Sprintf("%d pass, %d fail, %d skip, %d flaky", pass, fail, skip, flaky)
 	if r.err != "" {
 		s += "; " + r.err
 	}
@@ -79,6 +81,7 @@ func parseResults(r *bootResult, raw []byte, tests []testBinary) {
 		r.pkgs = append(r.pkgs, p)
 	}
 	var cur *pkgResult
+	rerun := false
 	done := false
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -97,12 +100,17 @@ func parseResults(r *bootResult, raw []byte, tests []testBinary) {
 				r.err = "guest setup " + st + " " + detail
 			}
 		case strings.HasPrefix(line, markBegin):
-			cur = byName[strings.TrimPrefix(line, markBegin)]
-			if cur != nil {
+			name, suffix, _ := strings.Cut(strings.TrimPrefix(line, markBegin), " ")
+			cur, rerun = byName[name], suffix == markRerun
+			if cur != nil && !rerun {
 				cur.started = true
 			}
 		case strings.HasPrefix(line, markEnd):
 			f := strings.Fields(strings.TrimPrefix(line, markEnd))
+			if len(f) > 1 && f[1] == markRerun {
+				cur = nil
+				continue
+			}
 			if p := byName[f[0]]; p != nil {
 				p.ended = true
 				for _, kv := range f[1:] {
@@ -118,6 +126,9 @@ func parseResults(r *bootResult, raw []byte, tests []testBinary) {
 			cur = nil
 		case line == markDone:
 			done = true
+		case cur != nil && rerun:
+			cur.rerunRaw = append(cur.rerunRaw, line...)
+			cur.rerunRaw = append(cur.rerunRaw, '\n')
 		case cur != nil:
 			cur.raw = append(cur.raw, line...)
 			cur.raw = append(cur.raw, '\n')
@@ -144,59 +155,88 @@ type testEvent struct {
 	Elapsed float64
 }
 
-// analyze counts the top-level tests by outcome and keeps every failed
-// test's output.
-func (p *pkgResult) analyze() {
-	cmd := exec.Command("go", "tool", "test2json", "-p", p.importPath)
-	cmd.Stdin = bytes.NewReader(p.raw)
+// testRun is one run of a test binary as test2json sees it.
+type testRun struct {
+	outputs map[string][]string // by test; "" is the package's own output
+	final   map[string]string   // pass, fail or skip, by test
+}
+
+func decodeRun(importPath string, raw []byte) (testRun, error) {
+	r := testRun{outputs: map[string][]string{}, final: map[string]string{}}
+	cmd := exec.Command("go", "tool", "test2json", "-p", importPath)
+	cmd.Stdin = bytes.NewReader(raw)
 	out, err := cmd.Output()
 	if err != nil {
-		p.failures = append(p.failures, failure{"(test2json)", err.Error()})
-		return
+		return r, fmt.Errorf("go tool test2json: %w", err)
 	}
-	outputs := map[string][]string{}
-	final := map[string]string{}
-	var order []string
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
 		var e testEvent
 		if dec.Decode(&e) != nil {
-			break
+			return r, nil
 		}
 		switch e.Action {
 		case "output":
-			if _, ok := outputs[e.Test]; !ok {
-				order = append(order, e.Test)
-			}
-			outputs[e.Test] = append(outputs[e.Test], e.Output)
+			r.outputs[e.Test] = append(r.outputs[e.Test], e.Output)
 		case "pass", "fail", "skip":
 			if e.Test != "" {
-				final[e.Test] = e.Action
+				r.final[e.Test] = e.Action
+			}
+		}
+	}
+}
+
+// topLevel is the top-level test a test or subtest belongs to.
+func topLevel(test string) string {
+	top, _, _ := strings.Cut(test, "/")
+	return top
+}
+
+// analyze counts the top-level tests by outcome, keeps every failed test's
+// output and the reasons for skips, and moves a test that failed but passed
+// when rerun from the failed to the flaky.
+func (p *pkgResult) analyze() {
+	run, err := decodeRun(p.importPath, p.raw)
+	if err != nil {
+		p.failures = append(p.failures, failure{"(test2json)", err.Error()})
+		return
+	}
+	passedAgain := map[string]bool{}
+	if len(p.rerunRaw) > 0 {
+		if again, err := decodeRun(p.importPath, p.rerunRaw); err == nil {
+			for t, a := range again.final {
+				if a == "pass" && !strings.Contains(t, "/") {
+					passedAgain[t] = true
+				}
 			}
 		}
 	}
 	hasFailedChild := map[string]bool{}
-	for t, a := range final {
-		if a == "fail" {
-			if i := strings.IndexByte(t, '/'); i >= 0 {
-				hasFailedChild[t[:i]] = true
-			}
+	for t, a := range run.final {
+		if a == "fail" && strings.Contains(t, "/") {
+			hasFailedChild[topLevel(t)] = true
 		}
 	}
-	names := make([]string, 0, len(final))
-	for t := range final {
+	names := make([]string, 0, len(run.final))
+	for t := range run.final {
 		names = append(names, t)
 	}
 	sort.Strings(names)
+	firstFails := 0
 	for _, t := range names {
-		a := final[t]
+		a := run.final[t]
+		flaky := a == "fail" && passedAgain[topLevel(t)]
 		if !strings.Contains(t, "/") {
-			switch a {
-			case "pass":
+			switch {
+			case a == "pass":
 				p.pass++
-			case "fail":
+			case flaky:
+				p.flaky++
+				firstFails++
+			case a == "fail":
 				p.fail++
-			case "skip":
+				firstFails++
+			case a == "skip":
 				p.skip++
 			}
 		}
@@ -204,23 +244,27 @@ func (p *pkgResult) analyze() {
 			if p.skips == nil {
 				p.skips = map[string]int{}
 			}
-			p.skips[skipReason(outputs[t])]++
+			p.skips[skipReason(run.outputs[t])]++
 		}
 		if a == "fail" {
-			text := testText(outputs[t])
+			text := testText(run.outputs[t])
 			if hasFailedChild[t] && !strings.Contains(text, "\n") {
 				continue // its subtests carry the story
 			}
-			p.failures = append(p.failures, failure{t, text})
+			if flaky {
+				p.flakes = append(p.flakes, failure{t, text})
+			} else {
+				p.failures = append(p.failures, failure{t, text})
+			}
 		}
 	}
 	switch {
 	case !p.ended:
-		p.failures = append(p.failures, failure{"(package)", "the guest stopped during this package:\n" + testText(outputs[""])})
+		p.failures = append(p.failures, failure{"(package)", "the guest stopped during this package:\n" + testText(run.outputs[""])})
 	case p.rc == -2:
-		p.failures = append(p.failures, failure{"(package)", "killed after the test timeout:\n" + testText(outputs[""])})
-	case p.rc != 0 && p.fail == 0:
-		p.failures = append(p.failures, failure{"(package)", fmt.Sprintf("exit status %d:\n%s", p.rc, testText(outputs[""]))})
+		p.failures = append(p.failures, failure{"(package)", "killed after the test timeout:\n" + testText(run.outputs[""])})
+	case p.rc != 0 && firstFails == 0:
+		p.failures = append(p.failures, failure{"(package)", fmt.Sprintf("exit status %d:\n%s", p.rc, testText(run.outputs[""]))})
 	}
 }
 
@@ -264,7 +308,7 @@ func report(results []*bootResult, accelName string, o *options) string {
 	}
 	fmt.Fprintf(&b, "\nringwire kernel matrix: %s, QEMU %s, %d CPUs, %d MiB per guest, RINGWIRE_STRICT %s\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), accelName, o.cpus, o.memMiB, strict)
-	fmt.Fprintf(&b, "%-30s %-8s %-30s %5s %5s %5s %8s\n", "kernel", "mode", "package", "pass", "fail", "skip", "time")
+	fmt.Fprintf(&b, "%-30s %-8s %-30s %5s %5s %5s %5s %8s\n", "kernel", "mode", "package", "pass", "fail", "skip", "flaky", "time")
 	for _, r := range results {
 		if r.na != "" {
 			fmt.Fprintf(&b, "%-30s %-8s %-30s n/a: %s\n", r.kernel, r.mode, "(all)", r.na)
@@ -279,7 +323,7 @@ func report(results []*bootResult, accelName string, o *options) string {
 			if len(p.failures) > 0 && p.fail == 0 {
 				mark = " !"
 			}
-			fmt.Fprintf(&b, "%-30s %-8s %-30s %5d %5d %5d %7.1fs%s\n", r.kernel, r.mode, p.dir, p.pass, p.fail, p.skip, p.secs, mark)
+			fmt.Fprintf(&b, "%-30s %-8s %-30s %5d %5d %5d %5d %7.1fs%s\n", r.kernel, r.mode, p.dir, p.pass, p.fail, p.skip, p.flaky, p.secs, mark)
 		}
 		fmt.Fprintf(&b, "%-30s %-8s guest: %s; %v", r.kernel, r.mode, r.env, r.elapsed.Round(time.Second))
 		if r.err != "" {
@@ -308,6 +352,18 @@ func report(results []*bootResult, accelName string, o *options) string {
 	}
 	if first {
 		b.WriteString("\nNo failures.\n")
+	}
+	first = true
+	for _, r := range results {
+		for _, p := range r.pkgs {
+			for _, f := range p.flakes {
+				if first {
+					b.WriteString("\nFlaky (failed, then passed when rerun)\n")
+					first = false
+				}
+				fmt.Fprintf(&b, "\n--- %s / %s / %s / %s\n%s\n", r.kernel, r.mode, p.dir, f.test, indent(f.text))
+			}
+		}
 	}
 	b.WriteString("\nSkips (tests and subtests, by reason)\n")
 	for _, r := range results {
