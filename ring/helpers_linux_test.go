@@ -38,8 +38,19 @@ func needOp(t testing.TB, ops ...Op) {
 	t.Helper()
 	p := kernelProbe(t)
 	for _, op := range ops {
-		testenv.NeedFeature(t, "IORING_OP_"+op.String(), p.Supports(op))
+		testenv.NeedFeature(t, opName(op), p.Supports(op))
 	}
+}
+
+// opName is op's kernel name, with the Linux version that brought it where
+// networkingOps knows it.
+func opName(op Op) string {
+	for _, n := range networkingOps {
+		if n.op == op {
+			return "IORING_OP_" + op.String() + " (" + n.since + ")"
+		}
+	}
+	return "IORING_OP_" + op.String()
 }
 
 // newRing creates a ring closed at cleanup. With SetupSingleIssuer in the flags

@@ -36,16 +36,16 @@ func Strict() bool { return os.Getenv(StrictEnv) == "1" }
 // is not nil. unavailable is what ring.Available (or ring.ProbeKernel,
 // ring.New) returned: an error that says why io_uring cannot be used (no
 // io_uring in the kernel, a seccomp profile, kernel.io_uring_disabled...), and
-// that reason is the skip message.
+// it is the skip message.
 func NeedIOUring(t testing.TB, unavailable error) {
 	t.Helper()
 	if unavailable == nil {
 		return
 	}
 	if Strict() {
-		t.Fatalf("io_uring unavailable (%s=1): %v", StrictEnv, unavailable)
+		t.Fatalf("%v (%s=1)", unavailable, StrictEnv)
 	}
-	t.Skipf("io_uring unavailable: %v", unavailable)
+	t.Skip(unavailable.Error())
 }
 
 // NeedFeature skips t, or fails it under RINGWIRE_STRICT=1, unless ok. name

@@ -72,7 +72,7 @@ func TestSkipOrFail(t *testing.T) {
 		strict bool
 		want   []string
 	}{
-		{name: "io_uring blocked", check: "iouring", want: []string{"--- SKIP: TestChild", "io_uring unavailable: ring: io_uring unavailable: a seccomp filter"}},
+		{name: "io_uring blocked", check: "iouring", want: []string{"--- SKIP: TestChild", "testenv_test.go", ": ring: io_uring unavailable: a seccomp filter"}},
 		{name: "io_uring blocked, strict", check: "iouring", strict: true, want: []string{"--- FAIL: TestChild", "RINGWIRE_STRICT=1", "seccomp filter"}},
 		{name: "io_uring available", check: "iouring-ok", strict: true, want: []string{"--- PASS: TestChild", "reached the end"}},
 		{name: "feature missing", check: "feature", want: []string{"--- SKIP: TestChild", "kernel lacks IORING_OP_BIND (6.11)"}},
