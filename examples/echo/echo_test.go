@@ -359,6 +359,9 @@ type echoProc struct {
 	mu     sync.Mutex
 	errOut []string // stderr lines read so far
 	done   chan error
+
+	exited  bool // done has been received from
+	exitErr error
 }
 
 // startEcho starts this test binary as the echo command on 127.0.0.1:0 with
@@ -394,9 +397,9 @@ func startEcho(t *testing.T, blocked bool, api string) *echoProc {
 		p.done <- p.cmd.Wait()
 	}()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+		if !p.exited {
 			_ = p.cmd.Process.Kill()
-			<-p.done
+			p.exitErr = <-p.done
 		}
 	})
 	return p
@@ -453,8 +456,9 @@ func (p *echoProc) interrupt(t *testing.T) {
 func (p *echoProc) wait(t *testing.T, d time.Duration) error {
 	t.Helper()
 	select {
-	case err := <-p.done:
-		return err
+	case p.exitErr = <-p.done:
+		p.exited = true
+		return p.exitErr
 	case <-time.After(d):
 		t.Fatalf("no exit within %v\nstderr:\n%s", d, p.stderr())
 		return nil

@@ -421,8 +421,10 @@ func failedTests(out []byte) []string {
 func runBinary(w *lineWriter, tee io.Writer, cfg *guestConfig, tc guestTest, suffix string, extra []string) int {
 	dir := filepath.Join("/src", tc.Dir)
 	_ = os.MkdirAll(dir, 0o755)
-	args := append([]string{"-test.v=test2json", "-test.count=1",
-		"-test.timeout=" + (cfg.Timeout - time.Minute).String()}, extra...)
+	args := append([]string{
+		"-test.v=test2json", "-test.count=1",
+		"-test.timeout=" + (cfg.Timeout - time.Minute).String(),
+	}, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join("/t", tc.Name), args...)

@@ -109,8 +109,10 @@ func TestCPIOIsNewcTheKernelUnpacks(t *testing.T) {
 		got[e.name] = e
 		order = append(order, e.name)
 	}
-	want := []string{"dev", "dev/console", "init", "etc", "etc/hosts", "src", "src/pkg", "src/pkg/testdata",
-		"src/pkg/testdata/sub", "src/pkg/testdata/sub/x"}
+	want := []string{
+		"dev", "dev/console", "init", "etc", "etc/hosts", "src", "src/pkg", "src/pkg/testdata",
+		"src/pkg/testdata/sub", "src/pkg/testdata/sub/x",
+	}
 	if strings.Join(order, " ") != strings.Join(want, " ") {
 		t.Fatalf("members %q, want %q (each directory before what it holds)", order, want)
 	}
@@ -198,9 +200,11 @@ func TestParseResults(t *testing.T) {
 	if ring.skips["kernel lacks IORING_OP_BIND (6.11)"] != 1 {
 		t.Errorf("ring skips: %v", ring.skips)
 	}
-	for _, w := range []string{"ring", "runtime", "netio", "not run", "TestC/sub", "got 1, want 2", "guest: uname=6.1.0-57",
+	for _, w := range []string{
+		"ring", "runtime", "netio", "not run", "TestC/sub", "got 1, want 2", "guest: uname=6.1.0-57",
 		"Flaky (failed, then passed when rerun)", "TestF", "broken for good",
-		"1  ring: kernel lacks IORING_OP_BIND (6.11)"} {
+		"1  ring: kernel lacks IORING_OP_BIND (6.11)",
+	} {
 		if !strings.Contains(rep, w) {
 			t.Errorf("report lacks %q:\n%s", w, rep)
 		}

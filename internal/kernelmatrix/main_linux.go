@@ -214,8 +214,10 @@ func buildTests(ctx context.Context, o *options, work string, logf func(string, 
 		return nil, err
 	}
 	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	list := exec.CommandContext(ctx, "go", append([]string{"list", "-f",
-		"{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}"}, o.pkgs...)...)
+	list := exec.CommandContext(ctx, "go", append([]string{
+		"list", "-f",
+		"{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}",
+	}, o.pkgs...)...)
 	list.Dir, list.Env, list.Stderr = src, env, os.Stderr
 	out, err := list.Output()
 	if err != nil {

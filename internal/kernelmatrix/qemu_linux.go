@@ -72,9 +72,11 @@ func boot(ctx context.Context, o *options, acc accel, k kernel, mode, initrd, wo
 		return r
 	}
 	console, results := filepath.Join(dir, "console.log"), filepath.Join(dir, "results.log")
-	args := []string{"-n", "10", "qemu-system-x86_64",
+	args := []string{
+		"-n", "10", "qemu-system-x86_64",
 		"-nodefaults", "-no-reboot", "-display", "none",
-		"-m", fmt.Sprint(o.memMiB), "-smp", fmt.Sprint(o.cpus)}
+		"-m", fmt.Sprint(o.memMiB), "-smp", fmt.Sprint(o.cpus),
+	}
 	args = append(args, acc.args...)
 	args = append(args,
 		"-kernel", k.image, "-initrd", initrd,
