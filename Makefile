@@ -12,7 +12,7 @@ BENCH_DIR     = bench
 GIOURING_FLAGS = -tags giouring -ldflags=-checklinkname=0
 TESTFLAGS     ?= -race -shuffle=on -timeout 15m
 
-.PHONY: build test test-giouring bench bench-giouring fuzz lint demo tidy-check interop bench-interop
+.PHONY: build test test-giouring test-kernels bench bench-giouring fuzz lint demo tidy-check interop bench-interop
 
 build:
 	$(GO) build ./...
@@ -28,6 +28,16 @@ test: build tidy-check
 test-giouring:
 	cd $(BENCH_DIR) && $(GO) vet $(GIOURING_FLAGS) ./giouringref/
 	cd $(BENCH_DIR) && RINGWIRE_STRICT=1 $(GO) test $(GIOURING_FLAGS) -run 'Giouring' -count=1 ./giouringref/
+
+# The test binaries (static, CGO_ENABLED=0) booted under QEMU on Debian's newest 6.1 and 6.12
+# cloud kernels and any image in KERNELS (e.g. KERNELS=/path/to/bzImage), each with io_uring on,
+# with kernel.io_uring_disabled=2 (6.6+) and under Docker's EPERM seccomp filter; one table of
+# kernel x mode x package. Needs qemu-system-x86 (apt-get install qemu-system-x86), apt-get and
+# dpkg-deb; kernels are cached in ~/.cache/ringwire-kernels, never installed. 15-30 minutes under
+# TCG; KERNELMATRIX_FLAGS="-series 6.1 -modes on,seccomp" is what CI runs.
+KERNELMATRIX_FLAGS ?=
+test-kernels:
+	nice -n 10 $(GO) run ./internal/kernelmatrix $(KERNELMATRIX_FLAGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt

@@ -35,7 +35,10 @@ type Config struct {
 	// kernel takes buffers in ring order, so an eager group cycles through
 	// every buffer and keeps the whole slab resident even when a handful
 	// would do; a lazy one touches only the buffers its load needed. Once
-	// published a buffer stays in circulation.
+	// published a buffer stays in circulation. The slab is advised
+	// MADV_NOHUGEPAGE, so that with transparent huge pages set to "always"
+	// touching one buffer does not fault in 2 MiB. With HugePages the slab is
+	// populated up front and Lazy saves nothing.
 	Lazy bool
 	// HugePages backs the slab with huge pages: MAP_HUGETLB when the system
 	// has a huge page pool, otherwise madvise(MADV_HUGEPAGE), otherwise

@@ -24,7 +24,7 @@ func NewArena(cfg *ArenaConfig) (*Arena, error) {
 	for _, cl := range c.Classes {
 		total += int(cl.Size) * int(cl.Count)
 	}
-	mem, kind, err := mapSlab(total, c.HugePages)
+	mem, kind, err := mapSlab(total, slabUseOf(c.HugePages, false))
 	if err != nil {
 		return nil, fmt.Errorf("bufring: map arena of %d bytes: %w", total, err)
 	}

@@ -26,12 +26,12 @@ func NewGroup(r *ring.Ring, cfg *Config) (*Group, error) {
 	}
 	g := &Group{r: r}
 	size := int(uint64(c.Count) * uint64(c.Size))
-	mem, kind, err := mapSlab(size, c.HugePages)
+	mem, kind, err := mapSlab(size, slabUseOf(c.HugePages, c.Lazy))
 	if err != nil {
 		return nil, fmt.Errorf("bufring: group %d: map %d bytes: %w", c.GroupID, size, err)
 	}
 	g.memMap, g.huge = mem, kind
-	ringMap, _, err := mapSlab(int(c.Count)*int(unsafe.Sizeof(ring.Buf{})), false)
+	ringMap, _, err := mapSlab(int(c.Count)*int(unsafe.Sizeof(ring.Buf{})), slabPlain)
 	if err != nil {
 		_ = unmap(mem)
 		return nil, fmt.Errorf("bufring: group %d: map ring: %w", c.GroupID, err)

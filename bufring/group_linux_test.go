@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 	"golang.org/x/sys/unix"
 )
@@ -264,7 +265,7 @@ func TestRecv10MiBThroughEightBuffers(t *testing.T) {
 func TestRecvBundle(t *testing.T) {
 	r := newRing(t)
 	p, _ := probe()
-	need(t, p.Bundles(), "IORING_RECVSEND_BUNDLE (IORING_FEAT_RECVSEND_BUNDLE, Linux 6.10)")
+	testenv.NeedFeature(t, "IORING_RECVSEND_BUNDLE (IORING_FEAT_RECVSEND_BUNDLE, Linux 6.10)", p.Bundles())
 	g := newGroup(t, r, &Config{GroupID: 2, Count: 32, Size: 1024})
 	rx, tx := tcpPair(t)
 	const total = 4 << 20
@@ -301,9 +302,9 @@ func TestRecvIncremental(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRing(t)
 			p, _ := probe()
-			need(t, p.BufRingInc, "IOU_PBUF_RING_INC (Linux 6.12)")
+			testenv.NeedFeature(t, "IOU_PBUF_RING_INC (Linux 6.12)", p.BufRingInc)
 			if tc.bundle {
-				need(t, p.Bundles(), "IORING_RECVSEND_BUNDLE (Linux 6.10)")
+				testenv.NeedFeature(t, "IORING_RECVSEND_BUNDLE (Linux 6.10)", p.Bundles())
 			}
 			g := newGroup(t, r, &Config{GroupID: 4, Count: tc.count, Size: tc.size, Incremental: true})
 			if !g.Incremental() {

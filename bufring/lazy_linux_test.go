@@ -3,6 +3,10 @@
 package bufring
 
 import (
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +28,47 @@ func residentPages(t *testing.T, g *Group) int {
 		n += int(v & 1)
 	}
 	return n
+}
+
+// thpMode is the system's transparent huge page setting: "always",
+// "madvise", "never", or "" where the kernel has none.
+func thpMode() string {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i, j := strings.IndexByte(s, '['), strings.IndexByte(s, ']')
+	if i < 0 || j < i {
+		return ""
+	}
+	return s[i+1 : j]
+}
+
+// noHugePage reports whether the mapping holding mem is advised
+// MADV_NOHUGEPAGE ("nh" in its VmFlags in /proc/self/smaps).
+func noHugePage(t *testing.T, mem []byte) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := uint64(uintptrOf(mem))
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if lo, rest, ok := strings.Cut(line, "-"); ok && !strings.Contains(lo, " ") {
+			hi, _, _ := strings.Cut(rest, " ")
+			l, err1 := strconv.ParseUint(lo, 16, 64)
+			h, err2 := strconv.ParseUint(hi, 16, 64)
+			in = err1 == nil && err2 == nil && l <= addr && addr < h
+			continue
+		}
+		if flags, ok := strings.CutPrefix(line, "VmFlags:"); ok && in {
+			return slices.Contains(strings.Fields(flags), "nh")
+		}
+	}
+	t.Fatalf("no mapping holds the slab at %#x in /proc/self/smaps", addr)
+	return false
 }
 
 // armedPair returns the sending end of a TCP pair whose receiving end has a
@@ -94,7 +139,11 @@ func TestLazyGroupTouchesOnlyWhatItNeeds(t *testing.T) {
 				l.Release()
 			}
 			pages := residentPages(t, g)
-			t.Logf("%d messages: %d slab pages resident, %d buffers never published", msgs, pages, g.Stats().Unused)
+			t.Logf("%d messages: %d slab pages resident, %d buffers never published (transparent huge pages: %s)",
+				msgs, pages, g.Stats().Unused, thpMode())
+			if nh := noHugePage(t, g.mem); nh != lazy {
+				t.Fatalf("slab advised MADV_NOHUGEPAGE: %v, want %v", nh, lazy)
+			}
 			if lazy && (g.Stats().Unused != count-initial || pages > initial) {
 				t.Fatalf("lazy group grew or touched more than it published: unused %d, %d pages resident", g.Stats().Unused, pages)
 			}

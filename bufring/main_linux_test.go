@@ -3,12 +3,12 @@
 package bufring
 
 import (
-	"os"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
@@ -18,29 +18,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var probe = sync.OnceValues(ring.ProbeKernel)
 
-func strict() bool { return os.Getenv("RINGWIRE_STRICT") == "1" }
-
-// need skips (or, with RINGWIRE_STRICT=1, fails) when the kernel lacks feature.
-func need(t *testing.T, ok bool, feature string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if strict() {
-		t.Fatalf("kernel lacks %s (RINGWIRE_STRICT=1)", feature)
-	}
-	t.Skipf("kernel lacks %s", feature)
-}
-
 // newRing locks the test goroutine to its thread and creates a
 // SINGLE_ISSUER|DEFER_TASKRUN ring driven from it.
 func newRing(t *testing.T) *ring.Ring {
 	t.Helper()
 	p, err := probe()
-	if err != nil {
-		need(t, false, "io_uring: "+err.Error())
-	}
-	need(t, p.BufRing, "IORING_REGISTER_PBUF_RING")
+	testenv.NeedIOUring(t, err)
+	testenv.NeedFeature(t, "IORING_REGISTER_PBUF_RING (5.19)", p.BufRing)
 	runtime.LockOSThread()
 	t.Cleanup(runtime.UnlockOSThread)
 	r, err := ring.New(&ring.Config{Entries: 64, Flags: ring.SetupSingleIssuer | ring.SetupDeferTaskrun})

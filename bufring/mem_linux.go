@@ -4,10 +4,13 @@ package bufring
 
 // Slabs are anonymous private mappings (off the Go heap). Ordinary slabs are
 // not populated: a page becomes resident when first written or when the slab
-// is pinned as a fixed buffer, so memory no load needs costs no RSS. Huge page
-// slabs are populated up front so the faults take huge pages. Slabs are
-// unmapped only by Close, after the kernel's references (buffer ring, fixed
-// buffers) are gone or pin the pages themselves.
+// is pinned as a fixed buffer, so memory no load needs costs no RSS. With
+// transparent huge pages set to "always" (Debian's default) the first write
+// into a 2 MiB-aligned stretch faults in a whole huge page, so a lazy slab,
+// which counts on most of it never being touched, is advised
+// MADV_NOHUGEPAGE. Huge page slabs are populated up front so the faults take
+// huge pages. Slabs are unmapped only by Close, after the kernel's references
+// (buffer ring, fixed buffers) are gone or pin the pages themselves.
 
 import (
 	"os"
@@ -17,12 +20,21 @@ import (
 
 const hugePageSize = 2 << 20
 
-// mapSlab maps at least size bytes. With huge it tries MAP_HUGETLB, then
+// slabUse says how a slab will be touched, and so how to back it.
+type slabUse int
+
+const (
+	slabPlain slabUse = iota // ordinary pages, as the system's THP setting says
+	slabLazy                 // mostly never touched: no transparent huge pages
+	slabHuge                 // huge pages, populated up front
+)
+
+// mapSlab maps at least size bytes. For slabHuge it tries MAP_HUGETLB, then
 // madvise(MADV_HUGEPAGE), and reports which worked ("hugetlb", "thp" or "").
-func mapSlab(size int, huge bool) (mem []byte, kind string, err error) {
+func mapSlab(size int, use slabUse) (mem []byte, kind string, err error) {
 	const prot = unix.PROT_READ | unix.PROT_WRITE
 	const flags = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_POPULATE
-	if huge {
+	if use == slabHuge {
 		hs := (size + hugePageSize - 1) &^ (hugePageSize - 1)
 		if m, err := unix.Mmap(-1, 0, hs, prot, flags|unix.MAP_HUGETLB); err == nil {
 			return m, "hugetlb", nil
@@ -48,7 +60,24 @@ func mapSlab(size int, huge bool) (mem []byte, kind string, err error) {
 	if err != nil {
 		return nil, "", os.NewSyscallError("mmap", err)
 	}
+	if use == slabLazy {
+		// Fails only where the kernel has no transparent huge pages
+		// (EINVAL), and then there is no huge page to fault in.
+		_ = unix.Madvise(m, unix.MADV_NOHUGEPAGE)
+	}
 	return m, "", nil
+}
+
+// slabUseOf is how a group's or arena's slab is backed: huge pages win over
+// Lazy, which then saves the publishing but not the memory.
+func slabUseOf(huge, lazy bool) slabUse {
+	switch {
+	case huge:
+		return slabHuge
+	case lazy:
+		return slabLazy
+	}
+	return slabPlain
 }
 
 func unmap(m []byte) error {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 	"golang.org/x/sys/unix"
 )
@@ -19,9 +20,8 @@ import (
 // capability never reaches another goroutine.
 func lowMemlock(t *testing.T) {
 	t.Helper()
-	if _, err := probe(); err != nil {
-		need(t, false, "io_uring: "+err.Error())
-	}
+	_, err := probe()
+	testenv.NeedIOUring(t, err)
 	runtime.LockOSThread() // deliberately never unlocked
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var caps [2]unix.CapUserData
@@ -84,7 +84,7 @@ func TestRegisterFixedENOMEMNamesMemlock(t *testing.T) {
 func TestNewGroupENOMEMNamesMemlock(t *testing.T) {
 	lowMemlock(t)
 	p, _ := probe()
-	need(t, p.BufRing, "IORING_REGISTER_PBUF_RING")
+	testenv.NeedFeature(t, "IORING_REGISTER_PBUF_RING (5.19)", p.BufRing)
 	r, err := ring.New(&ring.Config{Entries: 4, Flags: ring.SetupSingleIssuer | ring.SetupDeferTaskrun})
 	if err != nil {
 		t.Fatal(err)

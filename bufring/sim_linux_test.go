@@ -31,11 +31,11 @@ func newSimGroup(tb testing.TB, cfg *Config, inc bool) (*Group, *simKernel) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mem, _, err := mapSlab(int(c.Count*c.Size), false)
+	mem, _, err := mapSlab(int(c.Count*c.Size), slabPlain)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rm, _, err := mapSlab(int(c.Count)*16, false)
+	rm, _, err := mapSlab(int(c.Count)*16, slabPlain)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,9 +11,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 // seccompChildEnv names the errno a re-executed test binary makes
@@ -58,25 +59,15 @@ func TestAvailableUnderSeccomp(t *testing.T) {
 }
 
 // seccompChild installs, on every thread of this process, a filter that fails
-// io_uring_setup with errno, then checks the errors the package returns.
+// the io_uring system calls with errno, then checks the errors the package
+// returns.
 func seccompChild(t *testing.T, name string) {
 	errno := map[string]syscall.Errno{"EPERM": unix.EPERM, "ENOSYS": unix.ENOSYS}[name]
 	if errno == 0 {
 		t.Fatalf("unknown errno %q", name)
 	}
-	filter := []unix.SockFilter{
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_IO_URING_SETUP},
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(errno)},
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
-	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC,
-		uintptr(unsafe.Pointer(&prog))); e != 0 {
-		t.Skipf("cannot install a seccomp filter: %v", e)
+	if err := testenv.BlockIOUring(errno); err != nil {
+		t.Skipf("cannot install a seccomp filter: %v", err)
 	}
 	err := Available()
 	if err == nil {

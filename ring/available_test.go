@@ -8,13 +8,12 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 func TestAvailable(t *testing.T) {
-	if err := Available(); err != nil {
-		// This machine has io_uring (the other tests need it).
-		skipOrFail(t, "io_uring: "+err.Error())
-	}
+	testenv.NeedIOUring(t, Available())
 }
 
 func TestAvailabilityError(t *testing.T) {

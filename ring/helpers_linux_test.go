@@ -5,7 +5,6 @@ package ring
 import (
 	"encoding/binary"
 	"errors"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 // prodFlags are the setup flags ringwire's event loops use.
@@ -29,30 +30,27 @@ var (
 func kernelProbe(t testing.TB) *Probe {
 	t.Helper()
 	probeOnce.Do(func() { probe, probeErr = ProbeKernel() })
-	if probeErr != nil {
-		skipOrFail(t, "io_uring: "+probeErr.Error())
-	}
+	testenv.NeedIOUring(t, probeErr)
 	return probe
-}
-
-// skipOrFail skips a test that needs a kernel feature, or fails it when
-// RINGWIRE_STRICT=1 says the kernel must have everything.
-func skipOrFail(t testing.TB, feature string) {
-	t.Helper()
-	if os.Getenv("RINGWIRE_STRICT") == "1" {
-		t.Fatalf("kernel lacks %s (RINGWIRE_STRICT=1)", feature)
-	}
-	t.Skipf("kernel lacks %s", feature)
 }
 
 func needOp(t testing.TB, ops ...Op) {
 	t.Helper()
 	p := kernelProbe(t)
 	for _, op := range ops {
-		if !p.Supports(op) {
-			skipOrFail(t, "IORING_OP_"+op.String())
+		testenv.NeedFeature(t, opName(op), p.Supports(op))
+	}
+}
+
+// opName is op's kernel name, with the Linux version that brought it where
+// networkingOps knows it.
+func opName(op Op) string {
+	for _, n := range networkingOps {
+		if n.op == op {
+			return "IORING_OP_" + op.String() + " (" + n.since + ")"
 		}
 	}
+	return "IORING_OP_" + op.String()
 }
 
 // newRing creates a ring closed at cleanup. With SetupSingleIssuer in the flags
@@ -312,9 +310,7 @@ type testBufRing struct {
 func newTestBufRing(t testing.TB, r *Ring, bgid uint16, entries uint16, size int) *testBufRing {
 	t.Helper()
 	p := kernelProbe(t)
-	if !p.BufRing {
-		skipOrFail(t, "IORING_REGISTER_PBUF_RING")
-	}
+	testenv.NeedFeature(t, "IORING_REGISTER_PBUF_RING (5.19)", p.BufRing)
 	ringMem := offHeap(t, max(int(entries)*int(unsafe.Sizeof(Buf{})), unix.Getpagesize()))
 	br := &testBufRing{
 		ring:    unsafe.Slice((*Buf)(unsafe.Pointer(&ringMem[0])), entries),

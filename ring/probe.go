@@ -21,6 +21,8 @@ type Probe struct {
 	RingFDs        bool // IORING_REGISTER_RING_FDS (5.18)
 	NAPI           bool // IORING_REGISTER_NAPI (6.9)
 	Restrictions   bool // IORING_REGISTER_RESTRICTIONS (5.10)
+	// TimeoutMultishot: a timeout SQE accepts TimeoutMultishot (6.4).
+	TimeoutMultishot bool
 }
 
 // Supports reports whether the kernel implements op.

@@ -3,7 +3,8 @@
 package ring
 
 // unsafe here only passes Go values (the probe buffer, setup params) whose
-// addresses the kernel reads and writes during the syscall that receives them.
+// addresses the kernel reads and writes during the syscall that receives them;
+// the probe timeout's Timespec is pinned until its CQE has been reaped.
 
 import (
 	"runtime"
@@ -70,6 +71,7 @@ func ProbeKernel() (*Probe, error) {
 	}
 	runtime.UnlockOSThread()
 	p.probeBufRings(r)
+	p.TimeoutMultishot = probeTimeoutFlags(r, TimeoutMultishot)
 	if r.RegisterBuffersSparse(4) == nil {
 		p.SparseBuffers = true
 		_ = r.UnregisterBuffers()
@@ -84,6 +86,27 @@ func ProbeKernel() (*Probe, error) {
 		_ = r.UnregisterNAPI()
 	}
 	return p, nil
+}
+
+// probeTimeoutFlags submits a one-shot 1µs timeout with flags and reports
+// whether the kernel took the flags: a kernel that does not know one fails the
+// SQE with EINVAL.
+func probeTimeoutFlags(r *Ring, flags uint32) bool {
+	ts := &Timespec{Nsec: 1000}
+	var pn runtime.Pinner
+	pn.Pin(ts)
+	defer pn.Unpin()
+	s := r.GetSQE()
+	if s == nil {
+		return false
+	}
+	s.PrepTimeout(ts, 1, flags)
+	s.UserData = 1
+	if _, err := r.SubmitAndWait(1); err != nil {
+		return false
+	}
+	var c [1]CQE
+	return r.Reap(c[:]) == 1 && c[0].Res != -int32(unix.EINVAL)
 }
 
 func (p *Probe) probeBufRings(r *Ring) {

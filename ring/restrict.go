@@ -11,13 +11,56 @@ func AllowSQEFlags(f SQEFlags) Restriction {
 	return Restriction{Opcode: restrictSQEFlagsOK, Arg: uint8(f)}
 }
 
-// NetworkingOps are the opcodes a networking ring needs; with
-// RegisterRestrictions they confine a ring to them.
-var NetworkingOps = []Op{
-	OpNop, OpAccept, OpConnect, OpRecv, OpSend, OpRecvmsg, OpSendmsg, OpSendZC, OpSendmsgZC,
-	OpClose, OpShutdown, OpAsyncCancel, OpTimeout, OpTimeoutRemove, OpLinkTimeout, OpPollAdd,
-	OpPollRemove, OpMsgRing, OpSocket, OpSplice, OpRead, OpWrite, OpReadFixed, OpWriteFixed,
-	OpFutexWait, OpFutexWake, OpBind, OpListen,
+// networkingOps are the opcodes a networking ring may use, each with the
+// Linux version that brought it.
+var networkingOps = [...]struct {
+	op    Op
+	since string
+}{
+	{OpNop, "5.1"},
+	{OpReadFixed, "5.1"},
+	{OpWriteFixed, "5.1"},
+	{OpPollAdd, "5.1"},
+	{OpPollRemove, "5.1"},
+	{OpSendmsg, "5.3"},
+	{OpRecvmsg, "5.3"},
+	{OpTimeout, "5.4"},
+	{OpTimeoutRemove, "5.5"},
+	{OpAccept, "5.5"},
+	{OpAsyncCancel, "5.5"},
+	{OpLinkTimeout, "5.5"},
+	{OpConnect, "5.5"},
+	{OpClose, "5.6"},
+	{OpRead, "5.6"},
+	{OpWrite, "5.6"},
+	{OpSend, "5.6"},
+	{OpRecv, "5.6"},
+	{OpSplice, "5.7"},
+	{OpShutdown, "5.11"},
+	{OpMsgRing, "5.18"},
+	{OpSocket, "5.19"},
+	{OpSendZC, "6.0"},
+	{OpSendmsgZC, "6.1"},
+	{OpFutexWait, "6.7"},
+	{OpFutexWake, "6.7"},
+	{OpBind, "6.11"},
+	{OpListen, "6.11"},
+}
+
+// NetworkingOps returns the opcodes a networking ring needs that this kernel
+// supports, for RegisterRestrictions to confine a ring to them (with
+// AllowSQEOp). It leaves out what the kernel lacks: FUTEX_WAIT and FUTEX_WAKE
+// before Linux 6.7, BIND and LISTEN before 6.11. A restriction that names an
+// opcode the kernel does not know makes RegisterRestrictions fail with EINVAL,
+// so a fixed list would work only on the newest kernels.
+func (p *Probe) NetworkingOps() []Op {
+	ops := make([]Op, 0, len(networkingOps))
+	for _, n := range networkingOps {
+		if p.Supports(n.op) {
+			ops = append(ops, n.op)
+		}
+	}
+	return ops
 }
 
 // Register opcodes a networking ring may need after restrictions are applied.

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 func TestReadWriteFixed(t *testing.T) {
@@ -47,9 +49,7 @@ func TestReadWriteFixed(t *testing.T) {
 
 func TestSparseBuffersUpdate(t *testing.T) {
 	p := kernelProbe(t)
-	if !p.SparseBuffers {
-		skipOrFail(t, "sparse registered buffers")
-	}
+	testenv.NeedFeature(t, "sparse registered buffers (5.19)", p.SparseBuffers)
 	r := newRing(t, nil)
 	if err := r.RegisterBuffersSparse(4); err != nil {
 		t.Fatal(err)

@@ -10,12 +10,16 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 // TestReadWrite: PrepWrite then a linked PrepRead at an offset of a file.
@@ -136,9 +140,7 @@ func TestRecvBufSelect(t *testing.T) {
 
 // TestRecvBundle: one recv bundle completion spans several provided buffers.
 func TestRecvBundle(t *testing.T) {
-	if !kernelProbe(t).Bundles() {
-		skipOrFail(t, "IORING_FEAT_RECVSEND_BUNDLE")
-	}
+	testenv.NeedFeature(t, "IORING_FEAT_RECVSEND_BUNDLE (6.10)", kernelProbe(t).Bundles())
 	r := newRing(t, nil)
 	const size = 16
 	br := newTestBufRing(t, r, 13, 8, size)
@@ -191,9 +193,7 @@ func TestRecvBundle(t *testing.T) {
 
 // TestSendBundle: one send bundle sends every queued buffer of a group.
 func TestSendBundle(t *testing.T) {
-	if !kernelProbe(t).Bundles() {
-		skipOrFail(t, "IORING_FEAT_RECVSEND_BUNDLE")
-	}
+	testenv.NeedFeature(t, "IORING_FEAT_RECVSEND_BUNDLE (6.10)", kernelProbe(t).Bundles())
 	r := newRing(t, nil)
 	const size, n = 16, 4
 	br := newTestBufRing(t, r, 14, n, size)
@@ -367,9 +367,7 @@ func TestRegisterEventFD(t *testing.T) {
 // TestRegisterNAPI: NAPI busy polling registers, the ring keeps working with
 // it, and it unregisters.
 func TestRegisterNAPI(t *testing.T) {
-	if !kernelProbe(t).NAPI {
-		skipOrFail(t, "IORING_REGISTER_NAPI")
-	}
+	testenv.NeedFeature(t, "IORING_REGISTER_NAPI (6.9)", kernelProbe(t).NAPI)
 	r := newRing(t, nil)
 	if err := r.RegisterNAPI(50, true); err != nil {
 		t.Fatal(err)
@@ -398,9 +396,7 @@ func TestRegisterNAPI(t *testing.T) {
 // the registered range; when it is used up the kernel says ENFILE.
 func TestFileAllocRange(t *testing.T) {
 	p := kernelProbe(t)
-	if !p.FileAllocRange {
-		skipOrFail(t, "IORING_REGISTER_FILE_ALLOC_RANGE")
-	}
+	testenv.NeedFeature(t, "IORING_REGISTER_FILE_ALLOC_RANGE (6.0)", p.FileAllocRange)
 	needOp(t, OpSocket)
 	r := newRing(t, nil)
 	if err := r.RegisterFilesSparse(8); err != nil {
@@ -436,12 +432,8 @@ func TestFileAllocRange(t *testing.T) {
 // kernel's head stays on that buffer.
 func TestBufRingMmapIncremental(t *testing.T) {
 	p := kernelProbe(t)
-	if !p.BufRingMmap {
-		skipOrFail(t, "IOU_PBUF_RING_MMAP")
-	}
-	if !p.BufRingInc {
-		skipOrFail(t, "IOU_PBUF_RING_INC")
-	}
+	testenv.NeedFeature(t, "IOU_PBUF_RING_MMAP (6.4)", p.BufRingMmap)
+	testenv.NeedFeature(t, "IOU_PBUF_RING_INC (6.12)", p.BufRingInc)
 	r := newRing(t, nil)
 	const bgid, entries, size = 12, 4, 256
 	if err := r.RegisterBufRing(&BufReg{RingEntries: entries, BGID: bgid, Flags: PbufRingMmap | PbufRingInc}); err != nil {
@@ -547,9 +539,7 @@ func TestSetupFlagCombinations(t *testing.T) {
 		prodFlags | SetupTaskrunFlag | SetupSubmitAll | SetupNoSQArray,
 	} {
 		t.Run(flags.String(), func(t *testing.T) {
-			if p.Setup&flags != flags {
-				skipOrFail(t, "setup flags "+(flags&^p.Setup).String())
-			}
+			testenv.NeedFeature(t, "setup flags "+(flags&^p.Setup).String(), p.Setup&flags == flags)
 			r := newRing(t, &Config{Entries: 4, Flags: flags})
 			if got := r.Params().Flags; got&flags != flags || got&SetupCQSize == 0 {
 				t.Fatalf("Params().Flags %v, want %v|CQSIZE", got, flags)
@@ -625,12 +615,32 @@ func TestProbeAgreesWithKernel(t *testing.T) {
 	s.PrepRW(beyond, -1, 0, 0, 0)
 	s.UserData = 1
 	wantErrno(t, submitWait(t, r, 1)[0], unix.EINVAL)
-	for _, op := range NetworkingOps {
-		if !p.Supports(op) {
-			skipOrFail(t, "IORING_OP_"+op.String())
-		}
-	}
 	if p.Features&(FeatNoDrop|FeatExtArg) != FeatNoDrop|FeatExtArg {
 		t.Fatalf("features %v lack NODROP or EXT_ARG (Linux 5.11)", p.Features)
 	}
+	// NetworkingOps is the probed subset of networkingOps, in order.
+	var want []Op
+	for _, n := range networkingOps {
+		if p.Supports(n.op) {
+			want = append(want, n.op)
+		}
+	}
+	if got := p.NetworkingOps(); !slices.Equal(got, want) {
+		t.Fatalf("NetworkingOps() = %v, want the supported %v", got, want)
+	}
+	// Every networking opcode of Linux 6.1, ringwire's minimum, is there.
+	for _, n := range networkingOps {
+		if !sinceAfter61(n.since) {
+			testenv.NeedFeature(t, "IORING_OP_"+n.op.String()+" (Linux "+n.since+")", p.Supports(n.op))
+		}
+	}
+}
+
+// sinceAfter61 reports whether a Linux version "MAJOR.MINOR" is after 6.1.
+func sinceAfter61(v string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		panic("bad version " + v)
+	}
+	return major > 6 || major == 6 && minor > 1
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 func TestTimeoutFires(t *testing.T) {
@@ -42,12 +44,18 @@ func TestTimeoutCount(t *testing.T) {
 }
 
 func TestTimeoutMultishot(t *testing.T) {
+	p := kernelProbe(t)
 	r := newRing(t, nil)
 	d := pin(t, new(Timespec))
 	*d = ts(5 * time.Millisecond)
 	s := getSQE(t, r)
 	s.PrepTimeout(d, 3, TimeoutMultishot)
 	s.UserData = 7
+	if !p.TimeoutMultishot {
+		// The probe said no, and the kernel does refuse the flag.
+		wantErrno(t, submitWait(t, r, 1)[0], unix.EINVAL)
+		testenv.NeedFeature(t, "IORING_TIMEOUT_MULTISHOT (6.4)", false)
+	}
 	c := submitWait(t, r, 3)
 	for i, cq := range c {
 		if cq.UserData != 7 || cq.Errno() != unix.ETIME {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwire/ringwire/bufring"
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -43,10 +44,8 @@ func (r *recvSink) HandleCompletion(l *Loop, tag uint64, c *ring.CQE) {
 
 func TestLoopBuffers(t *testing.T) {
 	probe, err := ring.ProbeKernel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	needFeature(t, probe.BufRing, "IORING_REGISTER_PBUF_RING (5.19)")
+	testenv.NeedIOUring(t, err)
+	testenv.NeedFeature(t, "IORING_REGISTER_PBUF_RING (5.19)", probe.BufRing)
 	fdsBefore := fdCount(t)
 	rt, err := New(&Config{
 		Loops:   1,

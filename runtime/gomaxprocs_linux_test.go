@@ -5,11 +5,15 @@ package runtime
 import (
 	goruntime "runtime"
 	"testing"
+
+	"github.com/ringwire/ringwire/internal/testenv"
+	"github.com/ringwire/ringwire/ring"
 )
 
 // TestNewRaisesGOMAXPROCSForSpareP pins the fix for woken goroutines waiting for
 // sysmon: with as many loops as Ps, New adds one P; KeepGOMAXPROCS opts out.
 func TestNewRaisesGOMAXPROCSForSpareP(t *testing.T) {
+	testenv.NeedIOUring(t, ring.Available())
 	prev := goruntime.GOMAXPROCS(1)
 	t.Cleanup(func() { goruntime.GOMAXPROCS(prev) })
 

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -260,10 +261,8 @@ func (f fdCloser) Close() error { return unix.Close(int(f)) }
 
 func TestCloseWithLiveMultishot(t *testing.T) {
 	probe, err := ring.ProbeKernel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	needFeature(t, probe.Supports(ring.OpPollAdd), "IORING_OP_POLL_ADD")
+	testenv.NeedIOUring(t, err)
+	testenv.NeedFeature(t, "IORING_OP_POLL_ADD", probe.Supports(ring.OpPollAdd))
 	fdsBefore := fdCount(t)
 	rt, err := New(&Config{Loops: 2})
 	if err != nil {
@@ -421,10 +420,8 @@ func (m *mailbox) HandleCompletion(l *Loop, tag uint64, c *ring.CQE) { m.got <- 
 
 func TestMsgRing(t *testing.T) {
 	probe, err := ring.ProbeKernel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	needFeature(t, probe.Supports(ring.OpMsgRing), "IORING_OP_MSG_RING (5.18)")
+	testenv.NeedIOUring(t, err)
+	testenv.NeedFeature(t, "IORING_OP_MSG_RING (5.18)", probe.Supports(ring.OpMsgRing))
 	rt := newRuntime(t, &Config{Loops: 2})
 	src, dst := rt.Loops()[0], rt.Loops()[1]
 	m := &mailbox{got: make(chan int32, 10)}
@@ -459,6 +456,7 @@ func TestMsgRing(t *testing.T) {
 }
 
 func TestSetupAndOwn(t *testing.T) {
+	testenv.NeedIOUring(t, ring.Available())
 	var closed atomic.Int64
 	var onLoop atomic.Int64
 	rt, err := New(&Config{Loops: 2, CPUs: []int{0}, Setup: func(l *Loop) error {

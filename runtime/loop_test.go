@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -22,16 +23,14 @@ func TestRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ring.ProbeKernel()
-			if err != nil {
-				t.Fatal(err)
-			}
+			testenv.NeedIOUring(t, err)
 			rt := newRuntime(t, &tc.cfg)
 			l := rt.Loops()[0]
 			want := TierDeferTaskrun
 			if tc.cfg.ForceCoopTaskrun {
 				want = TierCoopTaskrun
 			} else {
-				needFeature(t, p.Setup&ring.SetupDeferTaskrun != 0, "IORING_SETUP_DEFER_TASKRUN (6.1)")
+				testenv.NeedFeature(t, "IORING_SETUP_DEFER_TASKRUN (6.1)", p.Setup&ring.SetupDeferTaskrun != 0)
 			}
 			if l.Tier() != want {
 				t.Fatalf("tier %v, want %v", l.Tier(), want)
@@ -159,6 +158,7 @@ func liveOps(stats []Stats) int64 {
 }
 
 func TestPostAfterClose(t *testing.T) {
+	testenv.NeedIOUring(t, ring.Available())
 	rt, err := New(&Config{Loops: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -11,32 +11,20 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
 func TestMain(m *testing.M) {
+	testenv.LeaveOutExamples(ring.Available())
 	goleak.VerifyTestMain(m)
-}
-
-// strict reports RINGWIRE_STRICT=1: missing kernel features fail instead of skip.
-func strict() bool { return os.Getenv("RINGWIRE_STRICT") == "1" }
-
-func needFeature(t testing.TB, ok bool, feature string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if strict() {
-		t.Fatalf("kernel lacks %s (RINGWIRE_STRICT=1)", feature)
-	}
-	t.Skipf("kernel lacks %s", feature)
 }
 
 func newRuntime(t testing.TB, cfg *Config) *Runtime {
 	t.Helper()
 	rt, err := New(cfg)
 	if errors.Is(err, ring.ErrUnavailable) {
-		needFeature(t, false, "io_uring: "+err.Error())
+		testenv.NeedIOUring(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

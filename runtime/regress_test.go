@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -107,7 +108,7 @@ func TestIdleLoopSleeps(t *testing.T) {
 func TestIdleLoopSleepsWithLatencyBudget(t *testing.T) {
 	rt := newRuntime(t, &Config{Loops: 1, LatencyBudget: 50 * time.Microsecond})
 	l := rt.Loops()[0]
-	needFeature(t, l.Ring().Features()&ring.FeatMinTimeout != 0, "IORING_FEAT_MIN_TIMEOUT")
+	testenv.NeedFeature(t, "IORING_FEAT_MIN_TIMEOUT", l.Ring().Features()&ring.FeatMinTimeout != 0)
 	call(t, l, func(*Loop) {})
 	if n := enters(l, func() { time.Sleep(300 * time.Millisecond) }); n > 5 {
 		t.Fatalf("idle loop with a 50µs LatencyBudget entered the ring %d times in 300ms", n)
@@ -165,10 +166,8 @@ func (s *spinner) Run(l *Loop) {
 // work, with DEFER_TASKRUN) were never delivered while it stayed busy.
 func TestMailboxStarvedWhileLoopBusy(t *testing.T) {
 	probe, err := ring.ProbeKernel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	needFeature(t, probe.Supports(ring.OpMsgRing), "IORING_OP_MSG_RING (5.18)")
+	testenv.NeedIOUring(t, err)
+	testenv.NeedFeature(t, "IORING_OP_MSG_RING (5.18)", probe.Supports(ring.OpMsgRing))
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -211,6 +210,7 @@ func TestMailboxStarvedWhileLoopBusy(t *testing.T) {
 // exactly once, every Post after Close returns ErrClosed, nothing hangs or
 // panics.
 func TestCloseRacingPosts(t *testing.T) {
+	testenv.NeedIOUring(t, ring.Available())
 	for round := range 5 {
 		rt, err := New(&Config{Loops: 2, QueueSize: 8})
 		if err != nil {
@@ -270,6 +270,7 @@ func TestCloseRacingPosts(t *testing.T) {
 // after closing the ring, handing the memory back to the garbage collector
 // while the kernel could still write to it.
 func TestCloseAfterGraceFreedMemoryKernelMayUse(t *testing.T) {
+	testenv.NeedIOUring(t, ring.Available())
 	rt, err := New(&Config{Loops: 1, closeGrace: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
@@ -304,6 +305,7 @@ func TestCloseAfterGraceFreedMemoryKernelMayUse(t *testing.T) {
 // Close from a Handler or Task used to wait for its own loop forever. It
 // returns an error there instead, and a later Close from outside works.
 func TestCloseFromLoopThreadDeadlocked(t *testing.T) {
+	testenv.NeedIOUring(t, ring.Available())
 	rt, err := New(&Config{Loops: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwire/ringwire/bufring"
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -297,10 +298,8 @@ func (h *hoarder) HandleCompletion(l *Loop, tag uint64, c *ring.CQE) {
 // owner's re-arm in Stats.Rearms; no buffer stays leased.
 func TestENOBUFSAndRearmCounted(t *testing.T) {
 	probe, err := ring.ProbeKernel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	needFeature(t, probe.BufRing, "IORING_REGISTER_PBUF_RING (5.19)")
+	testenv.NeedIOUring(t, err)
+	testenv.NeedFeature(t, "IORING_REGISTER_PBUF_RING (5.19)", probe.BufRing)
 	rt := newRuntime(t, &Config{Loops: 1, Buffers: &bufring.Config{GroupID: 5, Count: 4, Size: 64}})
 	l := rt.Loops()[0]
 	a, b := socketpair(t)
@@ -364,10 +363,8 @@ func (z *zcSink) HandleCompletion(l *Loop, tag uint64, c *ring.CQE) {
 // copy (the receiver's socket cannot keep the sender's pages), so every one.
 func TestSendZCNotifsAndCopiedCounted(t *testing.T) {
 	probe, err := ring.ProbeKernel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	needFeature(t, probe.Supports(ring.OpSendZC), "IORING_OP_SEND_ZC (6.0)")
+	testenv.NeedIOUring(t, err)
+	testenv.NeedFeature(t, "IORING_OP_SEND_ZC (6.0)", probe.Supports(ring.OpSendZC))
 	rx, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -512,10 +509,8 @@ func (r *recvRaceGroup) HandleCompletion(l *Loop, tag uint64, c *ring.CQE) {
 // buffer and no op record is left over.
 func TestCancelRacingCompletionProvidedBuffers(t *testing.T) {
 	probe, err := ring.ProbeKernel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	needFeature(t, probe.BufRing, "IORING_REGISTER_PBUF_RING (5.19)")
+	testenv.NeedIOUring(t, err)
+	testenv.NeedFeature(t, "IORING_REGISTER_PBUF_RING (5.19)", probe.BufRing)
 	rt := newRuntime(t, &Config{Loops: 1, Buffers: &bufring.Config{GroupID: 9, Count: 16, Size: 64}})
 	l := rt.Loops()[0]
 	fdsBefore := fdCount(t)

@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,23 +26,37 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ringwire/ringwire/examples/echo/echoserver"
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
+// The test binary is also the echo command: with echoMainEnv=1 it runs main
+// with its arguments, after blocking io_uring with a seccomp filter when
+// echoBlockEnv=1, the way a container's default profile does.
+const (
+	echoMainEnv  = "RINGWIRE_ECHO_MAIN"
+	echoBlockEnv = "RINGWIRE_ECHO_BLOCK_IO_URING"
+)
+
 func TestMain(m *testing.M) {
+	if os.Getenv(echoMainEnv) == "1" {
+		if os.Getenv(echoBlockEnv) == "1" {
+			if err := testenv.BlockIOUring(syscall.EPERM); err != nil {
+				fmt.Fprintln(os.Stderr, "echo test: cannot install the seccomp filter:", err)
+				os.Exit(3)
+			}
+		}
+		main()
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }
 
-// skipWithoutUring skips (or fails under RINGWIRE_STRICT=1) where io_uring
+// needIOUring skips (or fails under RINGWIRE_STRICT=1) where io_uring
 // cannot be used.
-func skipWithoutUring(t *testing.T) {
+func needIOUring(t *testing.T) {
 	t.Helper()
-	if err := ring.Available(); err != nil {
-		if os.Getenv("RINGWIRE_STRICT") == "1" {
-			t.Fatalf("io_uring unavailable: %v", err)
-		}
-		t.Skipf("io_uring unavailable: %v", err)
-	}
+	testenv.NeedIOUring(t, ring.Available())
 }
 
 // echoClients opens conns connections to addr and, on each, writes msgs
@@ -115,8 +128,9 @@ func echoOne(addr string, id, msgs int) (int64, error) {
 // statsRe picks the summary line WriteTo prints.
 var statsRe = regexp.MustCompile(`echo stats \(api=(\w+)\): connections (\d+) \(open (\d+)\), bytes echoed (\d+)`)
 
-// checkStats checks the printed statistics against what the clients did.
-func checkStats(t *testing.T, out, api string, conns int, bytes int64) {
+// checkStats checks the printed statistics against what the clients did. On
+// io_uring they hold the loops' and netio's counters; on package net, why.
+func checkStats(t *testing.T, out, api string, conns int, bytes int64, onNet bool) {
 	t.Helper()
 	m := statsRe.FindStringSubmatch(out)
 	if m == nil {
@@ -124,6 +138,12 @@ func checkStats(t *testing.T, out, api string, conns int, bytes int64) {
 	}
 	if m[1] != api || m[2] != strconv.Itoa(conns) || m[3] != "0" || m[4] != strconv.FormatInt(bytes, 10) {
 		t.Errorf("stats summary %q, want api=%s connections %d (open 0), bytes echoed %d", m[0], api, conns, bytes)
+	}
+	if onNet {
+		if !strings.Contains(out, "served by package net: ring: io_uring unavailable") {
+			t.Errorf("output does not say it served on package net, and why:\n%s", out)
+		}
+		return
 	}
 	total := regexp.MustCompile(`(?m)^\s*total\s+-\s+(\d+)\s+(\d+)\s+(\d+)\s`).FindStringSubmatch(out)
 	if total == nil {
@@ -144,7 +164,7 @@ func checkStats(t *testing.T, out, api string, conns int, bytes int64) {
 // several connections, cancels the context and checks the clean shutdown and
 // the statistics printed.
 func TestRun(t *testing.T) {
-	skipWithoutUring(t)
+	needIOUring(t)
 	for _, api := range []echoserver.API{echoserver.APIHandler, echoserver.APIConn} {
 		t.Run(string(api), func(t *testing.T) {
 			core, logs := observer.New(zap.InfoLevel)
@@ -177,7 +197,7 @@ func TestRun(t *testing.T) {
 			case <-time.After(15 * time.Second):
 				t.Fatal("run did not return within 15s of cancel")
 			}
-			checkStats(t, out.String(), string(api), conns, n)
+			checkStats(t, out.String(), string(api), conns, n, false)
 			t.Logf("stats printed:\n%s", out.String())
 			start := logs.FilterMessage("echo: listening").All()
 			if len(start) != 1 {
@@ -196,7 +216,7 @@ func TestRun(t *testing.T) {
 // TestShutdownWithOpenConns stops the server while clients still hold
 // connections open (idle and mid-stream): it must close them and return.
 func TestShutdownWithOpenConns(t *testing.T) {
-	skipWithoutUring(t)
+	needIOUring(t)
 	for _, api := range []echoserver.API{echoserver.APIHandler, echoserver.APIConn} {
 		t.Run(string(api), func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -236,7 +256,7 @@ func TestShutdownWithOpenConns(t *testing.T) {
 			case <-time.After(15 * time.Second):
 				t.Fatal("run did not return within 15s of cancel")
 			}
-			checkStats(t, out.String(), string(api), 4, 16)
+			checkStats(t, out.String(), string(api), 4, 16, false)
 			for i, c := range cs {
 				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				if n, err := c.Read(make([]byte, 1)); err == nil {
@@ -276,92 +296,171 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// TestSubprocessSIGINT builds the command, runs it on port 0, echoes, sends
-// SIGINT and checks exit status 0 and the statistics on stdout.
+// TestSubprocessSIGINT runs the command (this test binary as echo) on port
+// 0, echoes, sends SIGINT and checks exit status 0 and the statistics on
+// stdout.
 func TestSubprocessSIGINT(t *testing.T) {
-	skipWithoutUring(t)
-	if testing.Short() {
-		t.Skip("builds the command")
-	}
-	bin := filepath.Join(t.TempDir(), "echo")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	needIOUring(t)
 	for _, api := range []string{"handler", "conn"} {
 		t.Run(api, func(t *testing.T) {
-			cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-loops", "2", "-api", api)
-			var stdout bytes.Buffer
-			cmd.Stdout = &stdout
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			killed := false
-			t.Cleanup(func() {
-				if !killed {
-					_ = cmd.Process.Kill()
-					_ = cmd.Wait()
-				}
-			})
-			// The first stderr line is the zap startup line, in JSON.
-			lines := make(chan string, 64)
-			go func() {
-				defer close(lines)
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-			}()
-			var addr string
-			var logged []string
-			deadline := time.After(10 * time.Second)
-			for addr == "" {
-				select {
-				case l, ok := <-lines:
-					if !ok {
-						t.Fatalf("server exited before listening: %q", logged)
-					}
-					logged = append(logged, l)
-					var e struct {
-						Msg  string `json:"msg"`
-						Addr string `json:"addr"`
-						API  string `json:"api"`
-					}
-					if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "echo: listening" {
-						if e.API != api {
-							t.Errorf("startup line api %q, want %q", e.API, api)
-						}
-						addr = e.Addr
-					}
-				case <-deadline:
-					t.Fatalf("no startup line within 10s: %q", logged)
-				}
-			}
+			p := startEcho(t, false, api)
+			addr, _ := p.listening(t, api)
 			const conns, msgs = 3, 8
 			n := echoClients(t, addr, conns, msgs)
-			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-				t.Fatal(err)
-			}
-			werr := make(chan error, 1)
-			go func() {
-				for range lines { // drain stderr so the process never blocks on it
-				}
-				werr <- cmd.Wait()
-			}()
-			select {
-			case err := <-werr:
-				killed = true
-				if err != nil {
-					t.Fatalf("exit after SIGINT: %v\nstdout:\n%s", err, stdout.String())
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("no exit within 15s of SIGINT")
-			}
-			checkStats(t, stdout.String(), api, conns, n)
+			p.interrupt(t)
+			checkStats(t, p.stdout.String(), api, conns, n, false)
 		})
+	}
+}
+
+// TestSubprocessIOUringBlocked runs the command where a seccomp filter
+// blocks io_uring, as in a container with Docker's default profile: -api conn
+// serves on package net and says so, -api handler exits with status 1 and
+// says why.
+func TestSubprocessIOUringBlocked(t *testing.T) {
+	// The reason the child gives: the filter's, unless io_uring is off for
+	// this process already (a container, kernel.io_uring_disabled).
+	reason := "a seccomp filter blocks io_uring_setup"
+	if err := ring.Available(); err != nil {
+		reason = err.Error()
+	}
+	t.Run("conn", func(t *testing.T) {
+		p := startEcho(t, true, "conn")
+		addr, logged := p.listening(t, "conn")
+		if !strings.Contains(strings.Join(logged, "\n"), `"msg":"echo: io_uring unavailable, -api conn serves on package net"`) ||
+			!strings.Contains(strings.Join(logged, "\n"), reason) {
+			t.Errorf("no warning saying %q before listening: %q", reason, logged)
+		}
+		const conns, msgs = 3, 8
+		n := echoClients(t, addr, conns, msgs)
+		p.interrupt(t)
+		checkStats(t, p.stdout.String(), "conn", conns, n, true)
+	})
+	t.Run("handler", func(t *testing.T) {
+		p := startEcho(t, true, "handler")
+		err := p.wait(t, 15*time.Second)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("exit: %v, want status 1\nstderr:\n%s", err, p.stderr())
+		}
+		for _, w := range []string{"echo: -api handler cannot run without io_uring", "-api conn can", reason} {
+			if !strings.Contains(p.stderr(), w) {
+				t.Errorf("stderr lacks %q:\n%s", w, p.stderr())
+			}
+		}
+	})
+}
+
+// echoProc is the echo command running in a child process.
+type echoProc struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	lines  chan string // stderr, line by line
+	mu     sync.Mutex
+	errOut []string // stderr lines read so far
+	done   chan error
+
+	exited  bool // done has been received from
+	exitErr error
+}
+
+// startEcho starts this test binary as the echo command on 127.0.0.1:0 with
+// two loops and the given API; blocked installs the seccomp filter first.
+func startEcho(t *testing.T, blocked bool, api string) *echoProc {
+	t.Helper()
+	p := &echoProc{lines: make(chan string, 64), done: make(chan error, 1)}
+	p.cmd = exec.Command(os.Args[0], "-addr", "127.0.0.1:0", "-loops", "2", "-api", api)
+	p.cmd.Env = append(os.Environ(), echoMainEnv+"=1")
+	if blocked {
+		p.cmd.Env = append(p.cmd.Env, echoBlockEnv+"=1")
+	}
+	p.cmd.Stdout = &p.stdout
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.errOut = append(p.errOut, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.lines <- sc.Text():
+			default: // nobody is looking for the startup line any more
+			}
+		}
+		close(p.lines)
+		p.done <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if !p.exited {
+			_ = p.cmd.Process.Kill()
+			p.exitErr = <-p.done
+		}
+	})
+	return p
+}
+
+func (p *echoProc) stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.errOut, "\n")
+}
+
+// listening waits for the startup line, checks its api and returns the
+// address and the lines logged up to it.
+func (p *echoProc) listening(t *testing.T, api string) (string, []string) {
+	t.Helper()
+	var logged []string
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("server exited before listening: %q", logged)
+			}
+			logged = append(logged, l)
+			var e struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+				API  string `json:"api"`
+			}
+			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "echo: listening" {
+				if e.API != api {
+					t.Errorf("startup line api %q, want %q", e.API, api)
+				}
+				return e.Addr, logged
+			}
+		case <-deadline:
+			t.Fatalf("no startup line within 10s: %q", logged)
+		}
+	}
+}
+
+// interrupt sends SIGINT and checks the exit status is 0.
+func (p *echoProc) interrupt(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, 15*time.Second); err != nil {
+		t.Fatalf("exit after SIGINT: %v\nstdout:\n%s\nstderr:\n%s", err, p.stdout.String(), p.stderr())
+	}
+}
+
+// wait returns the process's exit error, or fails the test after d.
+func (p *echoProc) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case p.exitErr = <-p.done:
+		p.exited = true
+		return p.exitErr
+	case <-time.After(d):
+		t.Fatalf("no exit within %v\nstderr:\n%s", d, p.stderr())
+		return nil
 	}
 }

@@ -8,6 +8,11 @@
 // uses netio's drop-in net.Listener with a goroutine per connection doing
 // Read and Write, as a program written for package net would.
 //
+// Where io_uring cannot be used (a container's seccomp profile,
+// kernel.io_uring_disabled, a kernel older than 6.1), -api conn serves on
+// package net, as netio's net.Listener does, and logs why; -api handler exits
+// with status 1 and the reason, since the handler API has no fallback.
+//
 // It logs with zap (production configuration, JSON on stderr), starting with
 // the bound address. On SIGINT or SIGTERM it closes every connection and its
 // event loops, prints its statistics on stdout (connections, bytes, and per
@@ -33,6 +38,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringwire/ringwire/examples/echo/echoserver"
+	"github.com/ringwire/ringwire/ring"
 )
 
 // options are the parsed command line.
@@ -102,11 +108,18 @@ func run(ctx context.Context, o options, out io.Writer, log *zap.Logger) error {
 	cfg.Logger = log
 	srv, err := echoserver.Start(&cfg)
 	if err != nil {
+		if cfg.API == echoserver.APIHandler && errors.Is(err, ring.ErrUnavailable) {
+			return fmt.Errorf("-api handler cannot run without io_uring (-api conn can: it falls back to package net): %w", err)
+		}
 		return err
+	}
+	if fb := srv.Fallback(); fb != nil {
+		log.Warn("echo: io_uring unavailable, -api conn serves on package net", zap.Error(fb))
 	}
 	log.Info("echo: listening",
 		zap.Stringer("addr", srv.Addr()),
 		zap.String("api", string(cfg.API)),
+		zap.Bool("io_uring", srv.Fallback() == nil),
 		zap.Int("loops", len(srv.Stats().Loops)))
 	if o.ready != nil {
 		o.ready(srv.Addr())

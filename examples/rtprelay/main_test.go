@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/ringwire/ringwire/examples/rtprelay/relay"
 	"github.com/ringwire/ringwire/examples/rtprelay/ringrelay"
 	"github.com/ringwire/ringwire/examples/rtprelay/rtptest"
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -62,12 +62,7 @@ func TestRunCLI(t *testing.T) {
 	for _, impl := range []string{"ringwire", "go"} {
 		t.Run(impl, func(t *testing.T) {
 			if impl == "ringwire" {
-				if err := ringrelay.Available(); err != nil {
-					if os.Getenv("RINGWIRE_STRICT") == "1" {
-						t.Fatal(err)
-					}
-					t.Skipf("io_uring unavailable: %v", err)
-				}
+				testenv.NeedIOUring(t, ringrelay.Available())
 			}
 			testRunCLI(t, impl)
 		})

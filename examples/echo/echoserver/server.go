@@ -117,6 +117,9 @@ type Stats struct {
 	Loops []runtime.Stats
 	// Net are netio's counters summed over the loops.
 	Net netio.Stats
+	// Fallback is empty when the server runs on io_uring, and otherwise why
+	// it serves on package net (then it has no loops).
+	Fallback string
 }
 
 // Total sums the loops' counters (Loop and CPU are -1).
@@ -148,10 +151,14 @@ func (s *Stats) Total() runtime.Stats {
 
 // WriteTo prints the statistics as an aligned table: the server's counters,
 // then one row per loop and a total row of the runtime's counters, then
-// netio's.
+// netio's; on package net, the server's counters and why.
 func (s *Stats) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
 	fmt.Fprintf(cw, "echo stats (api=%s): connections %d (open %d), bytes echoed %d\n", s.API, s.Conns, s.Open, s.Bytes)
+	if s.Fallback != "" {
+		fmt.Fprintf(cw, "served by package net: %s\n", s.Fallback)
+		return cw.n, cw.err
+	}
 	tw := tabwriter.NewWriter(cw, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "loop\tcpu\tsqes\tcqes\tenters\twakeups\tposted\ttasks\tenobufs\trearms\tcq_overflows\tzc_notifs\tzc_copied\tpanics\tstrays\t")
 	row := func(name string, l runtime.Stats) {

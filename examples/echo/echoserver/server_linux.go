@@ -5,6 +5,7 @@ package echoserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -15,14 +16,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringwire/ringwire/netio"
+	"github.com/ringwire/ringwire/ring"
 	"github.com/ringwire/ringwire/runtime"
 )
 
 // Server is a running echo server.
 type Server struct {
-	cfg  Config
-	rt   *runtime.Runtime
-	addr net.Addr
+	cfg      Config
+	rt       *runtime.Runtime // nil on package net
+	fallback error            // why the server runs on package net
+	addr     net.Addr
 
 	// APIHandler
 	srv   *netio.Server
@@ -45,13 +48,28 @@ type Server struct {
 }
 
 // Start starts the event loops and listens on cfg.Addr.
+//
+// Where io_uring cannot be used (a seccomp profile, kernel.io_uring_disabled,
+// an old kernel), APIConn serves on package net through netio's fallback, with
+// no runtime (Fallback says why), and APIHandler fails with an error wrapping
+// ring.ErrUnavailable: the handler API has no fallback.
 func Start(cfg *Config) (*Server, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	if c.API == APIConn {
+		// netio's net.Listener decides on its own to fall back; without
+		// io_uring there is no runtime to make for it.
+		if err := ring.Available(); err != nil {
+			return startConn(&Server{cfg: c, fallback: err}, netio.ListenConfig{Config: &netio.Config{Logger: c.Logger}})
+		}
+	}
 	rt, err := runtime.New(&runtime.Config{Loops: c.Loops, CPUs: c.CPUs, Logger: c.Logger})
 	if err != nil {
+		if c.API == APIHandler && errors.Is(err, ring.ErrUnavailable) {
+			return nil, fmt.Errorf("echoserver: the handler API needs io_uring: %w", err)
+		}
 		return nil, err
 	}
 	s := &Server{cfg: c, rt: rt}
@@ -67,13 +85,7 @@ func Start(cfg *Config) (*Server, error) {
 			s.addr = net.TCPAddrFromAddrPort(s.srv.Addr())
 		}
 	case APIConn:
-		s.open = map[net.Conn]struct{}{}
-		s.ln, err = lc.Listen(context.Background(), "tcp", c.Addr)
-		if err == nil {
-			s.addr = s.ln.Addr()
-			s.wg.Add(1)
-			go s.acceptLoop()
-		}
+		return startConn(s, lc)
 	}
 	if err != nil {
 		_ = rt.Close()
@@ -82,15 +94,43 @@ func Start(cfg *Config) (*Server, error) {
 	return s, nil
 }
 
+// startConn listens with lc's net.Listener and starts accepting.
+func startConn(s *Server, lc netio.ListenConfig) (*Server, error) {
+	s.open = map[net.Conn]struct{}{}
+	ln, err := lc.Listen(context.Background(), "tcp", s.cfg.Addr)
+	if err != nil {
+		if s.rt != nil {
+			_ = s.rt.Close()
+		}
+		return nil, err
+	}
+	s.ln, s.addr = ln, ln.Addr()
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s, nil
+}
+
 // Addr returns the bound address (the port chosen for port 0).
 func (s *Server) Addr() net.Addr { return s.addr }
 
-// Runtime returns the server's runtime, for its loops' statistics.
+// Runtime returns the server's runtime, for its loops' statistics; nil when
+// the server runs on package net (Fallback).
 func (s *Server) Runtime() *runtime.Runtime { return s.rt }
+
+// Fallback returns nil when the server runs on io_uring, and otherwise why
+// it serves on package net instead (an APIConn server where io_uring is
+// unavailable: the error wraps ring.ErrUnavailable).
+func (s *Server) Fallback() error { return s.fallback }
 
 // Stats returns the counters. Any goroutine, also after Close.
 func (s *Server) Stats() Stats {
-	st := Stats{API: s.cfg.API, Loops: s.rt.Stats()}
+	st := Stats{API: s.cfg.API}
+	if s.rt == nil {
+		st.Fallback = s.fallback.Error()
+		st.Conns, st.Open, st.Bytes = s.conns.Load(), s.nopen.Load(), s.bytes.Load()
+		return st
+	}
+	st.Loops = s.rt.Stats()
 	switch s.cfg.API {
 	case APIHandler:
 		for _, le := range s.loops {
@@ -142,11 +182,13 @@ func (s *Server) Close() error {
 			s.mu.Unlock()
 			s.wg.Wait()
 		}
-		ns := netio.StatsOf(s.rt)
-		s.netMu.Lock()
-		s.finalNet = &ns
-		s.netMu.Unlock()
-		errs = append(errs, s.rt.Close())
+		if s.rt != nil { // nil on package net
+			ns := netio.StatsOf(s.rt)
+			s.netMu.Lock()
+			s.finalNet = &ns
+			s.netMu.Unlock()
+			errs = append(errs, s.rt.Close())
+		}
 		if s.cfg.API == APIHandler {
 			if st := s.Stats(); st.Open != 0 {
 				// Every connection should have seen OnClose by now.

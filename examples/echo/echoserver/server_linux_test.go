@@ -6,12 +6,12 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -19,14 +19,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// skipWithoutUring skips (or fails under RINGWIRE_STRICT=1) where io_uring
+// cannot be used.
 func skipWithoutUring(t *testing.T) {
 	t.Helper()
-	if err := ring.Available(); err != nil {
-		if os.Getenv("RINGWIRE_STRICT") == "1" {
-			t.Fatalf("io_uring unavailable: %v", err)
-		}
-		t.Skipf("io_uring unavailable: %v", err)
-	}
+	testenv.NeedIOUring(t, ring.Available())
 }
 
 func start(t *testing.T, cfg *Config) *Server {

@@ -29,6 +29,9 @@ func (s *Server) Addr() net.Addr { return nil }
 // Runtime returns nil.
 func (s *Server) Runtime() *runtime.Runtime { return nil }
 
+// Fallback returns nil.
+func (s *Server) Fallback() error { return nil }
+
 // Stats returns zero counters.
 func (s *Server) Stats() Stats { return Stats{} }
 

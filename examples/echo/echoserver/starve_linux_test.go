@@ -52,9 +52,12 @@ func TestHandlerNonReaderDoesNotStarveLoop(t *testing.T) {
 			// every further one waits in the server's send queue with its
 			// provided buffer (16 KiB for 64 bytes).
 			msg := make([]byte, 64)
-			_ = a.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			const unread = 1500
 			for range unread {
+				// Each write may take 5s: a deadline for all of them
+				// failed under an emulator, where 1500 of them take
+				// longer than that without any blocking.
+				_ = a.SetWriteDeadline(time.Now().Add(5 * time.Second))
 				if _, err := a.Write(msg); err != nil {
 					t.Fatalf("write on A: %v", err)
 				}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ringwire/ringwire/examples/rtprelay/rtpcheck"
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -265,7 +267,7 @@ func TestListenConsecutiveUDP(t *testing.T) {
 		conns, err := ListenConsecutiveUDP(netip.MustParseAddr(ip), 5, 20)
 		if err != nil {
 			if ip == "::1" {
-				t.Skipf("IPv6 loopback unavailable: %v", err)
+				testenv.NeedFeature(t, fmt.Sprintf("IPv6 loopback (%v)", err), false)
 			}
 			t.Fatal(err)
 		}

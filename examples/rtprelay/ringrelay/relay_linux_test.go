@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/ringwire/ringwire/examples/rtprelay/relay"
 	"github.com/ringwire/ringwire/examples/rtprelay/rtpcheck"
 	"github.com/ringwire/ringwire/examples/rtprelay/rtptest"
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/runtime"
 )
 
@@ -24,12 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // needRing skips (or fails under RINGWIRE_STRICT=1) without io_uring.
 func needRing(t testing.TB) {
 	t.Helper()
-	if err := Available(); err != nil {
-		if os.Getenv("RINGWIRE_STRICT") == "1" {
-			t.Fatalf("io_uring: %v", err)
-		}
-		t.Skipf("io_uring unavailable: %v", err)
-	}
+	testenv.NeedIOUring(t, Available())
 }
 
 func startRing(t testing.TB, cfg *relay.Config, ingress []*net.UDPConn) (rtptest.Instance, error) {
