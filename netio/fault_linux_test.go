@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 func rssBytes(t testing.TB) int64 {
@@ -42,7 +44,7 @@ func raiseNofile(t testing.TB, want uint64) {
 	}
 	lim.Cur = want
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("cannot raise RLIMIT_NOFILE to %d: %v", want, err)
+		testenv.NeedFeature(t, fmt.Sprintf("RLIMIT_NOFILE of %d (%v)", want, err), false)
 	}
 	t.Cleanup(func() { _ = unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
 }
@@ -108,7 +110,7 @@ func TestIdleConnections(t *testing.T) {
 	}
 	if !found {
 		if strings.Contains(string(out), "--- SKIP") {
-			t.Skipf("server child skipped:\n%s", out)
+			testenv.NeedFeature(t, "what the server child needed:\n"+string(out), false)
 		}
 		t.Fatalf("server child printed no result:\n%s", out)
 	}

@@ -5,13 +5,13 @@ package netio
 import (
 	"context"
 	"net"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 	"github.com/ringwire/ringwire/runtime"
 )
@@ -20,13 +20,7 @@ import (
 // under RINGWIRE_STRICT=1).
 func needKernelFeature(t *testing.T, ok bool, feature string) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("RINGWIRE_STRICT") == "1" {
-		t.Fatalf("kernel lacks %s", feature)
-	}
-	t.Skipf("kernel lacks %s", feature)
+	testenv.NeedFeature(t, feature, ok)
 }
 
 // datagramCounter counts non-empty and empty datagrams.

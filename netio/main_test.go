@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -42,15 +43,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needRing skips (or fails under RINGWIRE_STRICT=1) without io_uring.
+// needRing skips (or fails under RINGWIRE_STRICT=1) without io_uring, with
+// the reason ring.Available gives.
 func needRing(t testing.TB) {
 	t.Helper()
-	if err := ring.Available(); err != nil {
-		if os.Getenv("RINGWIRE_STRICT") == "1" {
-			t.Fatalf("io_uring: %v", err)
-		}
-		t.Skipf("io_uring: %v", err)
-	}
+	testenv.NeedIOUring(t, ring.Available())
 }
 
 // dialerChild is the client side of TestIdleConnections and

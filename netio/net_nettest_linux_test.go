@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/nettest"
+
+	"github.com/ringwire/ringwire/internal/testenv"
 )
 
 func makePipe(network, addr string, cfg *Config) nettest.MakePipe {
@@ -53,9 +55,7 @@ func TestNettestConnTCP4(t *testing.T) {
 
 func TestNettestConnTCP6(t *testing.T) {
 	needRing(t)
-	if !nettest.SupportsIPv6() {
-		t.Skip("no IPv6")
-	}
+	testenv.NeedFeature(t, "IPv6 on loopback", nettest.SupportsIPv6())
 	nettest.TestConn(t, makePipe("tcp6", "[::1]:0", nil))
 }
 

@@ -6,23 +6,18 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
 )
 
 func skipWithoutUring(t *testing.T) {
 	t.Helper()
-	if err := ring.Available(); err != nil {
-		if os.Getenv("RINGWIRE_STRICT") == "1" {
-			t.Fatalf("io_uring unavailable: %v", err)
-		}
-		t.Skipf("io_uring unavailable: %v", err)
-	}
+	testenv.NeedIOUring(t, ring.Available())
 }
 
 // TestRingwireEchoModesInProcess starts each ringwire echo mode in-process,
