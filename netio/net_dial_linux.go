@@ -239,14 +239,16 @@ func (ln *netTCPListener) accept() (*netTCPConn, error) {
 			return true
 		}
 	})
-	if err == nil && aerr != nil {
-		err = os.NewSyscallError("accept4", aerr)
-	}
 	laddr := ln.fd.laddr()
-	if err != nil {
-		if aerr != nil && ln.fd.owner != nil {
+	if err == nil && aerr != nil {
+		// accept4 itself failed (not the wait: a closed listener or a
+		// deadline leaves err set).
+		if ln.fd.owner != nil {
 			ln.fd.owner.stats.acceptErrs.Add(1)
 		}
+		err = os.NewSyscallError("accept4", aerr)
+	}
+	if err != nil {
 		return nil, ln.fd.opErr("accept", "accept4", nil, laddr, err)
 	}
 	set, err := setFor(ln.rt, nil)

@@ -113,13 +113,15 @@ func run(ctx context.Context, o options, out io.Writer, log *zap.Logger) error {
 		}
 		return err
 	}
+	path := "netio"
 	if fb := srv.Fallback(); fb != nil {
-		log.Warn("echo: io_uring unavailable, -api conn serves on package net", zap.Error(fb))
+		path = "package net"
+		log.Warn("echo: -api conn serves on package net", zap.Error(fb))
 	}
 	log.Info("echo: listening",
 		zap.Stringer("addr", srv.Addr()),
 		zap.String("api", string(cfg.API)),
-		zap.Bool("io_uring", srv.Fallback() == nil),
+		zap.String("sockets", path),
 		zap.Int("loops", len(srv.Stats().Loops)))
 	if o.ready != nil {
 		o.ready(srv.Addr())

@@ -113,7 +113,8 @@ type Stats struct {
 	Open  int64
 	// Bytes counts bytes echoed (received and queued for sending back).
 	Bytes int64
-	// Loops are the event loops' counters, indexed by loop.
+	// Loops are the event loops' counters, indexed by loop (none for an
+	// APIConn server).
 	Loops []runtime.Stats
 	// Net are netio's counters summed over the loops.
 	Net netio.Stats
@@ -157,6 +158,11 @@ func (s *Stats) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintf(cw, "echo stats (api=%s): connections %d (open %d), bytes echoed %d\n", s.API, s.Conns, s.Open, s.Bytes)
 	if s.Fallback != "" {
 		fmt.Fprintf(cw, "served by package net: %s\n", s.Fallback)
+		return cw.n, cw.err
+	}
+	if len(s.Loops) == 0 {
+		// APIConn: netio's own sockets, waiting in Go's poller; no loops.
+		fmt.Fprintf(cw, "netio: accepted %d, accept errors %d, spliced %d bytes\n", s.Net.Accepted, s.Net.AcceptErrors, s.Net.Spliced)
 		return cw.n, cw.err
 	}
 	tw := tabwriter.NewWriter(cw, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -45,13 +45,16 @@ type Server struct {
 	closeErr  error
 	netMu     sync.Mutex
 	finalNet  *netio.Stats // netio's counters just before the runtime closed
+	netBase   netio.Stats  // APIConn: the net face's counters at Start
 }
 
-// Start starts the event loops and listens on cfg.Addr.
+// Start listens on cfg.Addr: an APIHandler server starts its event loops
+// first, an APIConn server needs none (netio's net.Listener waits in Go's
+// poller).
 //
 // Where io_uring cannot be used (a seccomp profile, kernel.io_uring_disabled,
-// an old kernel), APIConn serves on package net through netio's fallback, with
-// no runtime (Fallback says why), and APIHandler fails with an error wrapping
+// an old kernel), APIConn serves on package net through netio's fallback
+// (Fallback says why), and APIHandler fails with an error wrapping
 // ring.ErrUnavailable: the handler API has no fallback.
 func Start(cfg *Config) (*Server, error) {
 	c, err := cfg.withDefaults()
@@ -59,11 +62,9 @@ func Start(cfg *Config) (*Server, error) {
 		return nil, err
 	}
 	if c.API == APIConn {
-		// netio's net.Listener decides on its own to fall back; without
-		// io_uring there is no runtime to make for it.
-		if err := ring.Available(); err != nil {
-			return startConn(&Server{cfg: c, fallback: err}, netio.ListenConfig{Config: &netio.Config{Logger: c.Logger}})
-		}
+		ncfg := &netio.Config{Logger: c.Logger}
+		s := &Server{cfg: c, fallback: netio.FallbackReason(ncfg), netBase: netio.StatsOf(nil)}
+		return startConn(s, netio.ListenConfig{Config: ncfg})
 	}
 	rt, err := runtime.New(&runtime.Config{Loops: c.Loops, CPUs: c.CPUs, Logger: c.Logger})
 	if err != nil {
@@ -84,8 +85,6 @@ func Start(cfg *Config) (*Server, error) {
 		if err == nil {
 			s.addr = net.TCPAddrFromAddrPort(s.srv.Addr())
 		}
-	case APIConn:
-		return startConn(s, lc)
 	}
 	if err != nil {
 		_ = rt.Close()
@@ -125,9 +124,13 @@ func (s *Server) Fallback() error { return s.fallback }
 // Stats returns the counters. Any goroutine, also after Close.
 func (s *Server) Stats() Stats {
 	st := Stats{API: s.cfg.API}
-	if s.rt == nil {
-		st.Fallback = s.fallback.Error()
+	if s.rt == nil { // APIConn
 		st.Conns, st.Open, st.Bytes = s.conns.Load(), s.nopen.Load(), s.bytes.Load()
+		if s.fallback != nil {
+			st.Fallback = s.fallback.Error()
+			return st
+		}
+		st.Net = netSince(netio.StatsOf(nil), s.netBase)
 		return st
 	}
 	st.Loops = s.rt.Stats()
@@ -341,4 +344,13 @@ func (s *Server) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// netSince returns the net face's counters since base: StatsOf(nil) counts
+// every socket opened without a runtime in the process.
+func netSince(now, base netio.Stats) netio.Stats {
+	now.Accepted -= base.Accepted
+	now.AcceptErrors -= base.AcceptErrors
+	now.Spliced -= base.Spliced
+	return now
 }
