@@ -99,5 +99,4 @@ var (
 // every run needs.
 var optionalModes = map[string]bool{
 	"ringwire-relay-nobatch": true, "ringwire-relay-budget200us": true, "ringwire-relay-budget1ms": true,
-	"ringwire-conn-halfloops": true,
 }

@@ -15,25 +15,16 @@ import (
 //	                  (Data.Keep, Conn.SendLease), no copy in user space
 //	ringwire-conn     the same server on netio's drop-in net.Listener, one
 //	                  goroutine per connection doing Read then Write
-//	ringwire-conn-halfloops  (optional, named in -modes) ringwire-conn with
-//	                  half as many loops as CPUs
 //
-// and the relay modes of modes_ringwire_relay.go. Both echo modes run
+// and the relay modes of modes_ringwire_relay.go. ringwire-handler runs
 // EchoConfig.Loops event loops (the CPUs the server is pinned to; 0: one per
-// CPU) and self-report the loops' io_uring_enter count as their syscalls.
+// CPU) and self-reports the loops' io_uring_enter count as its syscalls;
+// ringwire-conn runs none.
 func addRingwireModes(r *registry) {
 	r.echo["ringwire-handler"] = func(cfg EchoConfig) (Server, error) {
 		return startRingwireEcho(cfg, echoserver.APIHandler)
 	}
 	r.echo["ringwire-conn"] = func(cfg EchoConfig) (Server, error) {
-		return startRingwireEcho(cfg, echoserver.APIConn)
-	}
-	// Optional: the net.Conn server with half as many loops as CPUs, which
-	// leaves the goroutines Ps that no loop thread holds.
-	r.echo["ringwire-conn-halfloops"] = func(cfg EchoConfig) (Server, error) {
-		if cfg.Loops > 1 {
-			cfg.Loops /= 2
-		}
 		return startRingwireEcho(cfg, echoserver.APIConn)
 	}
 	addRingwireRelayModes(r)
@@ -54,16 +45,16 @@ func startRingwireEcho(cfg EchoConfig, api echoserver.API) (Server, error) {
 
 func (e *ringwireEcho) Addr() net.Addr { return e.s.Addr() }
 
-// Stats reports the loops' io_uring_enter calls as the server's syscalls.
+// Stats reports the loops' io_uring_enter calls as the server's syscalls;
+// ringwire-conn has no loops (netio's sockets wait in Go's poller) and
+// reports none, as gonet does.
 func (e *ringwireEcho) Stats() ServerStats {
 	st := e.s.Stats()
-	total := st.Total()
-	return ServerStats{
-		Syscalls:    int64(total.Enters),
-		SyscallName: "io_uring_enter",
-		Conns:       st.Conns,
-		Bytes:       st.Bytes,
+	s := ServerStats{Conns: st.Conns, Bytes: st.Bytes}
+	if len(st.Loops) > 0 {
+		s.Syscalls, s.SyscallName = int64(st.Total().Enters), "io_uring_enter"
 	}
+	return s
 }
 
 func (e *ringwireEcho) Close() error { return e.s.Close() }
