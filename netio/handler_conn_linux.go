@@ -647,7 +647,8 @@ func (c *Conn) onSend(cqe *ring.CQE) {
 	c.afterSend()
 }
 
-// errCanceled reports a send cancelled by cancelSend (a net.Conn deadline).
+// errCanceled reports a send the kernel cancelled (-ECANCELED) while the
+// loop was not closing.
 var errCanceled = errors.New("netio: send cancelled")
 
 func (c *Conn) finishSend(r *sendReq, err error) {
@@ -676,34 +677,6 @@ func (c *Conn) afterSend() {
 		c.startSend()
 	}
 	c.maybeFinish()
-}
-
-// cancelSend cancels the send with tag: the in-flight one is cancelled in the
-// kernel, a queued one is dropped; OnSent reports errCanceled.
-func (c *Conn) cancelSend(tag uint64) {
-	for i := c.qhead; i < len(c.q); i++ {
-		if c.q[i].tag != tag || c.q[i].kind == sendShutdown {
-			continue
-		}
-		if i < c.qhead+max(c.gathered, 1) && c.sendOp != 0 {
-			_ = c.ls.l.Cancel(c.sendOp) // in flight, alone or gathered
-			return
-		}
-		r := c.q[i]
-		copy(c.q[i:], c.q[i+1:])
-		c.q = c.q[:len(c.q)-1]
-		c.queued -= len(r.buf) - r.off
-		switch r.kind {
-		case sendCopy:
-			r.fixed.Release()
-		case sendLease:
-			r.lease.Release()
-		}
-		if r.notify {
-			c.callOnSent(r.tag, errCanceled)
-		}
-		return
-	}
 }
 
 func (c *Conn) onShutdownDone(cqe *ring.CQE) {

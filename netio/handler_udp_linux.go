@@ -289,47 +289,32 @@ func (u *UDPConn) SendLeaseTo(l bufring.Lease, view []byte, to netip.AddrPort, t
 	return u.start(s, to) // releases the lease if it fails
 }
 
-// sendUser sends caller memory that stays pinned until completion (the
-// PacketConn face, whose caller waits).
-func (u *UDPConn) sendUser(b []byte, to netip.AddrPort, tag uint64) error {
-	if u.state != stOpen {
-		return net.ErrClosed
-	}
-	s := u.getSend()
-	s.kind, s.buf, s.tag, s.notify = sendUser, b, tag, true
-	return u.start(s, to)
-}
-
 // start queues s's send to to. If it fails, s's arena block or lease is
-// released (exactly once: the send never reached the kernel) and s recycled;
-// caller memory (sendUser) stays the caller's.
+// released (exactly once: the send never reached the kernel) and s recycled.
 func (u *UDPConn) start(s *udpSend, to netip.AddrPort) error {
 	s.raw.Len = 0
 	if to.IsValid() {
 		if err := s.raw.Set(to, u.family); err != nil {
-			u.putSend(s, s.kind != sendUser)
+			u.putSend(s, true)
 			return err
 		}
 	}
 	l := u.ls.l
 	sqe, id, err := l.NewOp(s, 0)
 	if err != nil {
-		u.putSend(s, s.kind != sendUser)
+		u.putSend(s, true)
 		return err
 	}
 	sqe.PrepSend(u.fd, s.buf, msgNoSignal)
 	if s.raw.Len > 0 {
 		// The address goes in the op's off-heap scratch, so no send
-		// pins Go memory except a PacketConn caller's buffer.
+		// pins Go memory.
 		if sc := l.Scratch(id); sc != nil {
 			sqe.SetSendAddr(sc[:copy(sc, s.raw.Bytes())])
 		} else {
 			sqe.SetSendAddr(s.raw.Bytes())
 			l.Pin(id, s)
 		}
-	}
-	if s.kind == sendUser && len(s.buf) > 0 {
-		l.Pin(id, &s.buf[0])
 	}
 	u.inflight++
 	u.queued += len(s.buf)
