@@ -146,19 +146,24 @@ func (fd *netFD) mapErr(call string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
-	var pe *os.PathError
-	if errors.As(err, &pe) {
+	// The errors f's methods return are a *PathError over a bare value:
+	// unwrap and compare directly, without errors.As's reflection, since a
+	// deadline hit is routine (net/http times out a background Read on every
+	// request).
+	if pe, ok := err.(*os.PathError); ok {
 		err = pe.Err
 	}
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return os.ErrDeadlineExceeded
-	case errors.Is(err, os.ErrClosed) || fd.closed.Load():
-		return net.ErrClosed
+	switch e := err.(type) {
+	case syscall.Errno:
+		return os.NewSyscallError(call, e)
+	case *os.SyscallError:
+		return e
 	}
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		return se
+	switch {
+	case err == os.ErrDeadlineExceeded || errors.Is(err, os.ErrDeadlineExceeded):
+		return os.ErrDeadlineExceeded
+	case err == os.ErrClosed || fd.closed.Load() || errors.Is(err, os.ErrClosed):
+		return net.ErrClosed
 	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
