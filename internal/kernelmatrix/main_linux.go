@@ -40,6 +40,7 @@ type options struct {
 	modes       []string
 	pkgs        []string
 	run         string
+	count       int
 	strict      bool
 	memMiB      int
 	cpus        int
@@ -70,6 +71,7 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 	fs.StringVar(&o.src, "src", ".", "module root to build the test binaries from")
 	fs.StringVar(&o.cache, "cache", cacheDefault, "cache directory for kernels (never inside the repository)")
 	fs.StringVar(&o.run, "run", "", "passed to the test binaries as -test.run")
+	fs.IntVar(&o.count, "count", 1, "passed to the test binaries as -test.count: run each test this many times (to make a rare race likely)")
 	fs.BoolVar(&o.strict, "strict", false, "run the tests with RINGWIRE_STRICT=1")
 	fs.IntVar(&o.memMiB, "mem", 2048, "guest memory in MiB")
 	fs.IntVar(&o.cpus, "smp", 2, "guest CPUs")
@@ -290,6 +292,9 @@ func writeInitramfs(path, work string, tests []testBinary, o *options) error {
 	gc := guestConfig{Strict: o.strict, Timeout: o.testTimeout, Rerun: o.rerun}
 	if o.run != "" {
 		gc.Args = append(gc.Args, "-test.run="+o.run)
+	}
+	if o.count > 1 {
+		gc.Args = append(gc.Args, fmt.Sprintf("-test.count=%d", o.count))
 	}
 	for _, tb := range tests {
 		if err := c.fileFrom("t/"+tb.Name, filepath.Join(work, "t", tb.Name), 0o755); err != nil {
