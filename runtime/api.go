@@ -210,8 +210,10 @@ type Stats struct {
 	ZCCopied uint64
 	// Panics counts panics recovered from Handlers and Tasks.
 	Panics uint64
-	// Cancels counts ASYNC_CANCEL requests submitted (Cancel and Close).
-	Cancels uint64
+	// Cancels counts ASYNC_CANCEL requests submitted (Cancel and Close),
+	// CancelRetries those submitted again because the first did not take.
+	Cancels       uint64
+	CancelRetries uint64
 	// TimersFired counts timers that fired.
 	TimersFired uint64
 	// MsgRingErrors counts MsgRing sends the kernel refused.

@@ -40,8 +40,9 @@ func (l *Loop) reap() {
 
 // dispatch hands one CQE to its operation's handler. It allocates nothing.
 func (l *Loop) dispatch(c *ring.CQE) {
-	if c.UserData == 0 {
-		return // fire-and-forget requests of the runtime (cancels)
+	if c.UserData&cancelMark != 0 {
+		l.cancelFailed(OpID(c.UserData &^ cancelMark))
+		return
 	}
 	idx := uint32(c.UserData)
 	r := l.ops.get(OpID(c.UserData))

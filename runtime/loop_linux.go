@@ -32,25 +32,29 @@ type Loop struct {
 	probe *ring.Probe
 
 	// Loop thread only.
-	r         *ring.Ring
-	tier      Tier
-	flags     ring.SetupFlags
-	ops       opTable
-	wheel     wheel
-	cqes      []ring.CQE
-	timerCQE  ring.CQE // the synthetic CQE a firing timer's handler sees
-	owned     []io.Closer
-	group     *bufring.Group
-	arena     *bufring.Arena
-	closing   bool
-	bellArm   bool // the doorbell request is in the ring
-	bellBuf   *[8]byte
-	pinner    goruntime.Pinner
-	scratch   scratchMem
-	msgAck    OpID
-	minWait   time.Duration
-	rearmed   bool // CountRearm since the last enter: the next wait skips minWait
-	enterErrs int  // io_uring_enter failures logged so far
+	r        *ring.Ring
+	tier     Tier
+	flags    ring.SetupFlags
+	ops      opTable
+	wheel    wheel
+	cqes     []ring.CQE
+	timerCQE ring.CQE // the synthetic CQE a firing timer's handler sees
+	owned    []io.Closer
+	group    *bufring.Group
+	arena    *bufring.Arena
+	closing  bool
+	bellArm  bool // the doorbell request is in the ring
+	bellBuf  *[8]byte
+	pinner   goruntime.Pinner
+	scratch  scratchMem
+	msgAck   OpID
+	minWait  time.Duration
+	rearmed  bool // CountRearm since the last enter: the next wait skips minWait
+	// recancel are the ops whose cancel did not take, cancelled again at the
+	// next tick (recancelArmed: that timer is set).
+	recancel      []OpID
+	recancelArmed bool
+	enterErrs     int // io_uring_enter failures logged so far
 
 	// Shared.
 	tid    int // the loop thread's id, set before New returns
@@ -83,6 +87,7 @@ type counters struct {
 	zcCopied      atomic.Uint64
 	panics        atomic.Uint64
 	cancels       atomic.Uint64
+	cancelRetries atomic.Uint64
 	timersFired   atomic.Uint64
 	msgRingErrors atomic.Uint64
 	strays        atomic.Uint64
@@ -272,7 +277,7 @@ func (l *Loop) Stats() Stats {
 		Wakeups: s.wakeups.Load(), Posted: l.q.tail.Load() + s.overflowed.Load(), Tasks: s.tasks.Load(),
 		Overflowed: s.overflowed.Load(), ENOBUFS: s.enobufs.Load(), Rearms: s.rearms.Load(),
 		CQOverflows: s.cqOverflows.Load(), ZCNotifs: s.zcNotifs.Load(), ZCCopied: s.zcCopied.Load(),
-		Panics: s.panics.Load(), Cancels: s.cancels.Load(), TimersFired: s.timersFired.Load(),
+		Panics: s.panics.Load(), Cancels: s.cancels.Load(), CancelRetries: s.cancelRetries.Load(), TimersFired: s.timersFired.Load(),
 		MsgRingErrors: s.msgRingErrors.Load(), Strays: s.strays.Load(), Yields: s.yields.Load(),
 		LiveOps: s.liveOps.Load(), LiveTimers: s.liveTimers.Load(),
 	}

@@ -4,6 +4,7 @@ package runtime
 
 import (
 	goruntime "runtime"
+	"time"
 
 	"github.com/ringwire/ringwire/ring"
 )
@@ -62,8 +63,11 @@ func (l *Loop) Pin(id OpID, ptr any) {
 
 // Cancel asks the kernel to cancel operation id (IORING_OP_ASYNC_CANCEL). The
 // operation's handler still receives its final CQE (usually -ECANCELED, or
-// the result if it completed first); until then its record, pinned memory and
-// kept values stay. It returns ErrStaleOp if id is not live. Loop thread only.
+// the result if it completed first); until then its record and pinned memory
+// stay. A cancel that does not take (the kernel found the operation between
+// two states, or running and not yet interrupted) is submitted again on the
+// next timer tick for as long as the operation lives. It returns ErrStaleOp
+// if id is not live. Loop thread only.
 func (l *Loop) Cancel(id OpID) error {
 	r := l.ops.get(id)
 	if r == nil || r.state != opLive || r.flags&opMailbox != 0 {
@@ -74,10 +78,44 @@ func (l *Loop) Cancel(id OpID) error {
 		return ring.ErrSQFull
 	}
 	sqe.PrepCancel64(uint64(id), 0)
-	sqe.UserData = 0
+	sqe.UserData = uint64(id) | cancelMark // only a failure posts a CQE
 	sqe.Flags |= ring.SQECQESkipSuccess
 	l.st.cancels.Add(1)
 	return nil
+}
+
+// cancelMark marks the user_data of a cancel: the cancelled OpID with bit 63
+// set, which no OpID has (maxGen). A cancel posts a CQE only when it fails.
+const cancelMark = 1 << 63
+
+// cancelFailed handles a cancel's failure CQE for op id: -ENOENT when the
+// kernel did not find the operation where cancels look (its completion is on
+// the way, or it sat in a retry between two polls), -EALREADY when it found it
+// running and signalled the worker. While the operation lives, the cancel
+// is retried on the next tick: a send blocked on a zero window would
+// otherwise never end, and neither would the Close waiting for it.
+func (l *Loop) cancelFailed(id OpID) {
+	if r := l.ops.get(id); r == nil || r.state != opLive {
+		return // it completed meanwhile
+	}
+	l.st.cancelRetries.Add(1)
+	l.recancel = append(l.recancel, id)
+	if !l.recancelArmed {
+		l.recancelArmed = true
+		l.Timer(recancelTimer{}, 0, time.Now().Add(l.cfg.TimerTick))
+	}
+}
+
+// recancelTimer submits the cancels that did not take again.
+type recancelTimer struct{}
+
+func (recancelTimer) HandleCompletion(l *Loop, _ uint64, _ *ring.CQE) {
+	l.recancelArmed = false
+	ids := l.recancel
+	l.recancel = l.recancel[:0]
+	for _, id := range ids {
+		_ = l.Cancel(id) // ErrStaleOp: it has ended meanwhile
+	}
 }
 
 // NewMailbox creates a persistent record with no kernel request behind it,

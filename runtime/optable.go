@@ -98,10 +98,14 @@ func (t *opTable) release(i uint32) {
 	}
 	r.h, r.tag, r.state, r.flags = nil, 0, opFree, 0
 	r.gen++
-	if r.gen == 0 {
+	if r.gen == 0 || r.gen > maxGen {
 		r.gen = 1
 	}
 	r.next = t.free
 	t.free = int32(i)
 	t.live--
 }
+
+// maxGen is the largest generation: 31 bits, so that an OpID never has bit 63
+// set, which marks the CQE of a cancel (cancelMark).
+const maxGen = 1<<31 - 1

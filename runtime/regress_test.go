@@ -500,3 +500,47 @@ func TestNextYieldGap(t *testing.T) {
 		t.Fatalf("after fast yields the gap is %v, want %v", gap, yieldEvery)
 	}
 }
+
+// TestCancelFailureDroppedLeftOpInFlight pins a lost cancel: a cancel that
+// does not take posts a failure CQE (-ENOENT when the kernel does not find
+// the operation where it looks, -EALREADY when it is running), and the
+// runtime used to drop that CQE (user_data 0), so nothing cancelled the
+// operation again: on Linux 6.1 and 6.12 a send blocked on a peer's zero
+// window survived its Close, and the connection never finished closing.
+// Here the cancel reaches the kernel just before the operation it names (a
+// one-hour timeout, submitted in the same io_uring_enter), so it must fail
+// with -ENOENT; the runtime has to cancel again, and the timeout must end.
+func TestCancelFailureDroppedLeftOpInFlight(t *testing.T) {
+	rt := newRuntime(t, &Config{Loops: 1})
+	l := rt.Loops()[0]
+	ended := make(chan int32, 1)
+	h := HandlerFunc(func(_ *Loop, _ uint64, c *ring.CQE) { ended <- c.Res })
+	ts := &ring.Timespec{Sec: 3600}
+	before := l.Stats()
+	call(t, l, func(l *Loop) {
+		id := l.ops.alloc(h, 0, 0)
+		l.Pin(id, ts)
+		// The cancel's SQE first, as Cancel prepares it, then the target's.
+		cs := l.getSQE()
+		cs.PrepCancel64(uint64(id), 0)
+		cs.UserData = uint64(id) | cancelMark
+		cs.Flags |= ring.SQECQESkipSuccess
+		l.st.cancels.Add(1)
+		sqe := l.getSQE()
+		sqe.PrepTimeout(ts, 0, 0)
+		sqe.UserData = uint64(id)
+	})
+	select {
+	case res := <-ended:
+		if res != -int32(unix.ECANCELED) {
+			t.Fatalf("the timeout ended with %d, want -ECANCELED", res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timeout is still in flight 10s after its cancel failed: the failure was dropped")
+	}
+	after := l.Stats()
+	if r := after.CancelRetries - before.CancelRetries; r < 1 {
+		t.Fatalf("%d cancels retried, want at least 1", r)
+	}
+	t.Logf("cancels %d, retried %d", after.Cancels-before.Cancels, after.CancelRetries-before.CancelRetries)
+}

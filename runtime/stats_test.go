@@ -458,13 +458,13 @@ func TestOpIDIndexPlusGeneration(t *testing.T) {
 	if uint32(b) != uint32(a) || b == a || tab.get(a) != nil || tab.get(b) == nil {
 		t.Fatalf("reused slot: old %#x new %#x", uint64(a), uint64(b))
 	}
-	// Generation wrap skips 0, so no OpID is ever 0 (user_data 0 is the
-	// runtime's fire-and-forget requests).
+	// Generation wrap skips 0, so no OpID is ever 0, and stays below
+	// 1<<31, so no OpID has bit 63 set (a cancel's CQE, cancelMark).
 	idx := uint32(b)
-	tab.recs[idx].gen = ^uint32(0)
+	tab.recs[idx].gen = maxGen
 	tab.release(idx)
 	c := tab.alloc(h, 8, 0)
-	if uint32(c) != idx || uint64(c)>>32 == 0 || c == 0 {
+	if uint32(c) != idx || uint64(c)>>32 == 0 || c == 0 || uint64(c)&cancelMark != 0 {
 		t.Fatalf("after a generation wrap: %#x", uint64(c))
 	}
 	if tab.live != len(ids) {
