@@ -547,10 +547,15 @@ func (c *Conn) spread(n int) {
 			r.off += n
 			c.queued -= n
 			if c.state != stOpen {
+				// Closing: the send ended short, cancelled (Linux 6.1 and
+				// 6.12 report a cancelled send that made progress as the
+				// bytes it sent, not -ECANCELED). Its requests end here,
+				// and so does the send.
 				for c.gathered > 0 && c.qhead < len(c.q) {
 					c.gathered--
 					c.finishSend(&c.q[c.qhead], net.ErrClosed)
 				}
+				c.gathered, c.sendOp = 0, 0
 			}
 			break
 		}
