@@ -34,6 +34,7 @@ import (
 // SIGSEGV for UDP, a data race for a Read copying meanwhile). Package net's
 // connections belong to no runtime: on the fallback they keep working.
 func TestReadDuringRuntimeCloseCrashed(t *testing.T) {
+	needRing(t) // a runtime of its own, on both paths
 	for _, m := range packetModes(t) {
 		t.Run(m.name, func(t *testing.T) {
 			rt, err := runtime.New(&runtime.Config{Loops: 2})
@@ -164,6 +165,7 @@ func TestReadDuringRuntimeCloseCrashed(t *testing.T) {
 // closes returns net.ErrClosed (it once never returned), and so does one
 // called afterwards.
 func TestAcceptAfterRuntimeCloseHung(t *testing.T) {
+	needRing(t) // a runtime of its own, on both paths
 	for _, m := range packetModes(t) {
 		t.Run(m.name, func(t *testing.T) {
 			rt, err := runtime.New(&runtime.Config{Loops: 1})
@@ -378,6 +380,7 @@ func TestPastDeadlineReturnedQueuedData(t *testing.T) {
 // connection of that loop for up to 5 s. Another connection on the same
 // runtime and loop keeps its round trips going meanwhile.
 func TestLingerCloseStalledLoop(t *testing.T) {
+	needRing(t) // a runtime of its own, on both paths
 	for _, m := range packetModes(t) {
 		t.Run(m.name, func(t *testing.T) {
 			rt := newRuntime(t, &runtime.Config{Loops: 1})
