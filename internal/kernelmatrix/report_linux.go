@@ -26,6 +26,16 @@ type bootResult struct {
 	pkgs         []*pkgResult
 }
 
+// ranAny reports whether any test binary started in the guest.
+func (r *bootResult) ranAny() bool {
+	for _, p := range r.pkgs {
+		if p.started {
+			return true
+		}
+	}
+	return false
+}
+
 // pkgResult is one test binary's run.
 type pkgResult struct {
 	name, dir, importPath string
