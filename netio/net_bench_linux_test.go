@@ -201,7 +201,7 @@ func manyConnsServer(spec string) int {
 	return 0
 }
 
-// rssNow is the process's resident set in bytes.
+// rssNow is the process's resident set in bytes (0 where /proc cannot tell).
 func rssNow() int64 {
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {

@@ -251,10 +251,14 @@ func (ln *netTCPListener) accept() (*netTCPConn, error) {
 	if err != nil {
 		return nil, ln.fd.opErr("accept", "accept4", nil, laddr, err)
 	}
-	set, err := setFor(ln.rt, nil)
-	if err != nil {
-		_ = unix.Close(s)
-		return nil, ln.fd.opErr("accept", "", nil, laddr, err)
+	// Without a runtime a connection joins the listener's own set;
+	// with one, the runtime's loops take turns.
+	set := ln.fd.owner
+	if ln.rt != nil {
+		if set, err = setFor(ln.rt, nil); err != nil {
+			_ = unix.Close(s)
+			return nil, ln.fd.opErr("accept", "", nil, laddr, err)
+		}
 	}
 	setupTCP(s, ln.keepAlive, ln.keepAliveConfig)
 	remote, _ := sockaddr.FromUnix(peer)
