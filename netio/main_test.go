@@ -3,6 +3,7 @@
 package netio
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
@@ -68,6 +69,16 @@ func dialerChild(spec string) int {
 		return 1
 	}
 	sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	in := bufio.NewReader(os.Stdin)
+	if len(f) > 3 && f[3] == "wait" {
+		// The parent measures its baseline after this process exists and
+		// before any connection: starting a process costs the parent
+		// memory of its own, which is no connection's.
+		fmt.Println("started")
+		if _, err := in.ReadString('\n'); err != nil {
+			return 1
+		}
+	}
 	fds := make([]int, 0, n)
 	for i := 0; i < n; i++ {
 		fd, err := dialAndSend(sa, bytes)
@@ -78,7 +89,7 @@ func dialerChild(spec string) int {
 		fds = append(fds, fd)
 	}
 	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	_, _ = io.Copy(io.Discard, in)
 	for _, fd := range fds {
 		unix.Close(fd)
 	}

@@ -159,16 +159,25 @@ func manyConnsServer(spec string) int {
 		return 1
 	}
 	go serve(accept())
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("NETIO_TEST_DIALER=%s,%d,%d,wait", addr, n, bytes))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	out := bufio.NewReader(stdout)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if line, err := out.ReadString('\n'); err != nil || line != "started\n" {
+		fmt.Fprintf(os.Stderr, "dialer: %q %v\n", line, err)
+		return 1
+	}
 	goruntime.GC()
 	var ms0, ms1 goruntime.MemStats
 	goruntime.ReadMemStats(&ms0)
 	rss0 := rssNow()
-
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("NETIO_TEST_DIALER=%s,%d,%d", addr, n, bytes))
-	stdin, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
+	if _, err := io.WriteString(stdin, "dial\n"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -178,7 +187,7 @@ func manyConnsServer(spec string) int {
 			go serve(c)
 		}
 	}
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
 		fmt.Fprintf(os.Stderr, "dialer: %q %v\n", line, err)
 		return 1
 	}

@@ -270,3 +270,61 @@ func TestUnreadConnectionsHoldNoLoopBuffers(t *testing.T) {
 		t.Error("the loop made a buffer group for net-face connections")
 	}
 }
+
+// TestAcceptAllocatesNoMoreThanNet: accepting a connection leaves no more
+// garbage than package net's Accept does. Garbage per accept grows a busy
+// server's heap, which stays resident: before accept4 and getsockname read
+// into buffers of their own, the net face allocated 15 objects per accept
+// against net's 10, and 10 000 idle connections cost it more RSS than net's.
+func TestAcceptAllocatesNoMoreThanNet(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	perAccept := func(t *testing.T, ln net.Listener) float64 {
+		ap := ln.Addr().(*net.TCPAddr).AddrPort()
+		sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+		var conns []net.Conn
+		var fds []int
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}()
+		conns, fds = make([]net.Conn, 0, 128), make([]int, 0, 128)
+		return testing.AllocsPerRun(100, func() {
+			fd, err := dialAndSend(sa, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns, fds = append(conns, c), append(fds, fd)
+		})
+	}
+	plain, err := plainTCPListen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	want := perAccept(t, plain)
+	for _, m := range packetModes(t) {
+		t.Run(m.name, func(t *testing.T) {
+			lc := ListenConfig{Config: m.cfg}
+			ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			got := perAccept(t, ln)
+			t.Logf("allocations per accept: %v (package net: %v)", got, want)
+			if got > want {
+				t.Errorf("%v allocations per accept, package net's Accept %v", got, want)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -165,6 +166,7 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 	}
 	fd.fillAddrs(netip.AddrPort{})
 	ln.rc = fd.raw()
+	ln.acc.try = ln.acc.accept
 	return ln, nil
 }
 
@@ -191,9 +193,36 @@ func (lc *ListenConfig) control() control {
 type netTCPListener struct {
 	fd              *netFD
 	rc              syscall.RawConn // fd's, for Accept
+	acc             acceptCall
 	rt              *runtime.Runtime
 	keepAlive       time.Duration
 	keepAliveConfig net.KeepAliveConfig
+}
+
+// acceptCall holds one accept4 call's results (see netTCPListener.accept).
+type acceptCall struct {
+	mu   sync.Mutex
+	try  func(fd uintptr) bool // a.accept, bound once
+	s    int
+	err  error
+	peer unix.RawSockaddrAny
+}
+
+// accept is the RawConn.Read callback: accept4 until a connection, an error
+// of the listener's own, or EAGAIN (wait in the poller, then again).
+func (a *acceptCall) accept(fd uintptr) bool {
+	for {
+		a.s, a.err = sockaddr.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, &a.peer)
+		switch a.err {
+		case unix.EINTR, unix.ECONNABORTED:
+			// As package net: a connection reset before it was
+			// accepted is not the listener's error.
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		return true
+	}
 }
 
 // Accept waits for the next connection.
@@ -222,23 +251,15 @@ func (ln *netTCPListener) AcceptTCP() (*net.TCPConn, error) {
 }
 
 func (ln *netTCPListener) accept() (*netTCPConn, error) {
-	var s int
-	var peer unix.Sockaddr
-	var aerr error
-	err := ln.rc.Read(func(fd uintptr) bool {
-		for {
-			s, peer, aerr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-			switch aerr {
-			case unix.EINTR, unix.ECONNABORTED:
-				// As package net: a connection reset before it was
-				// accepted is not the listener's error.
-				continue
-			case unix.EAGAIN:
-				return false
-			}
-			return true
-		}
-	})
+	// The accept4 call writes its results into ln.acc, under acc.mu for the
+	// whole wait, as package net's Accept holds the fd's read lock: no
+	// closure or address is allocated per connection.
+	a := &ln.acc
+	a.mu.Lock()
+	err := ln.rc.Read(a.try)
+	s, aerr := a.s, a.err
+	remote, _ := sockaddr.Decode(sockaddr.AnyBytes(&a.peer))
+	a.mu.Unlock()
 	laddr := ln.fd.laddr()
 	if err == nil && aerr != nil {
 		// accept4 itself failed (not the wait: a closed listener or a
@@ -261,7 +282,6 @@ func (ln *netTCPListener) accept() (*netTCPConn, error) {
 		}
 	}
 	setupTCP(s, ln.keepAlive, ln.keepAliveConfig)
-	remote, _ := sockaddr.FromUnix(peer)
 	c := &netTCPConn{}
 	c.fd.setAddrs(s, remote)
 	if err := c.fd.init(s, ln.fd.family, ln.fd.net, set); err != nil {

@@ -130,8 +130,7 @@ func (fd *netFD) countSpliced(n int64) {
 // here, since only Close and the owner close f, once.
 func (fd *netFD) closeFile() error {
 	err := fd.f.Close()
-	var pe *os.PathError
-	if errors.As(err, &pe) {
+	if pe, ok := err.(*os.PathError); ok { // not errors.As: its target escapes
 		return os.NewSyscallError("close", pe.Err)
 	}
 	return err

@@ -119,20 +119,23 @@ func listenSocket(k netKind, ap netip.AddrPort, backlog int, reusePort bool) (fd
 	return fd, local, nil
 }
 
+// localAddr is fd's bound address (getsockname), read without an
+// allocation: every accepted connection asks for it.
 func localAddr(fd int) (netip.AddrPort, error) {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
+	var rsa unix.RawSockaddrAny
+	if err := sockaddr.Getsockname(fd, &rsa); err != nil {
 		return netip.AddrPort{}, err
 	}
-	return sockaddr.FromUnix(sa)
+	return sockaddr.Decode(sockaddr.AnyBytes(&rsa))
 }
 
+// peerAddr is fd's peer address (getpeername), read without an allocation.
 func peerAddr(fd int) (netip.AddrPort, error) {
-	sa, err := unix.Getpeername(fd)
-	if err != nil {
+	var rsa unix.RawSockaddrAny
+	if err := sockaddr.Getpeername(fd, &rsa); err != nil {
 		return netip.AddrPort{}, err
 	}
-	return sockaddr.FromUnix(sa)
+	return sockaddr.Decode(sockaddr.AnyBytes(&rsa))
 }
 
 // listenBacklog is the kernel's somaxconn, as package net reads it.
