@@ -103,4 +103,8 @@ type Stats struct {
 	// them through user memory: splice(2) between sockets, sendfile(2) from
 	// files (ReadFrom, WriteTo, io.Copy).
 	Spliced uint64
+	// MirrorReads counts net-face TCP Reads served by a socket set's
+	// readiness mirror: parked without package net's EAGAIN read and read
+	// for in a batch (see the package doc).
+	MirrorReads uint64
 }

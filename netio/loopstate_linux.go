@@ -85,6 +85,7 @@ type loopCounters struct {
 	acceptErrs  atomic.Uint64
 	truncated   atomic.Uint64
 	spliced     atomic.Uint64
+	mirrorReads atomic.Uint64
 }
 
 // kickCounts describes kickStarved's work, for tests. Loop thread only.

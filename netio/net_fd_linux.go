@@ -38,6 +38,13 @@ type netFD struct {
 	addrs  atomic.Pointer[netAddrs]
 	closed atomic.Bool
 
+	// The readiness mirror (net_mirror_linux.go): rdl says a read deadline
+	// is set, rawOut that SyscallConn or File was handed out; either keeps
+	// Reads off the mirror. mc is the socket's membership, once it has one.
+	rdl    atomic.Bool
+	rawOut atomic.Bool
+	mc     atomic.Pointer[mirrorConn]
+
 	owner      *sockSet // the loop's set it belongs to; nil for none
 	linked     bool     // in owner's list; guarded by owner.mu
 	prev, next *netFD   // owner's list; guarded by owner.mu
@@ -115,6 +122,7 @@ func (fd *netFD) Close() error {
 	if fd.owner != nil {
 		fd.owner.remove(fd)
 	}
+	fd.leaveMirror()
 	return fd.closeFile()
 }
 
@@ -208,11 +216,25 @@ func (fd *netFD) setsockoptInt(level, name, v int) error {
 // Deadlines, as package net's: Go's poller keeps them.
 
 func (fd *netFD) SetDeadline(t time.Time) error {
-	return fd.setErr("", fd.f.SetDeadline(t))
+	err := fd.f.SetDeadline(t)
+	fd.setRDL(t)
+	return fd.setErr("", err)
 }
 
 func (fd *netFD) SetReadDeadline(t time.Time) error {
-	return fd.setErr("", fd.f.SetReadDeadline(t))
+	err := fd.f.SetReadDeadline(t)
+	fd.setRDL(t)
+	return fd.setErr("", err)
+}
+
+// setRDL records whether a read deadline is set, after Go's poller has it:
+// a Read parked on the mirror, which has no timer, is nudged to wait in the
+// poller, where the deadline applies.
+func (fd *netFD) setRDL(t time.Time) {
+	fd.rdl.Store(!t.IsZero())
+	if !t.IsZero() {
+		fd.nudge()
+	}
 }
 
 func (fd *netFD) SetWriteDeadline(t time.Time) error {
@@ -242,12 +264,21 @@ func (fd *netFD) SyscallConn() (syscall.RawConn, error) {
 	if fd.closed.Load() {
 		return nil, net.ErrClosed
 	}
+	fd.handOut()
 	return &rawConn{fd: fd, rc: fd.raw()}, nil
+}
+
+// handOut keeps Reads off the mirror from now on: whoever holds the raw
+// socket may change what readiness means (SO_RCVLOWAT) or read from it.
+func (fd *netFD) handOut() {
+	fd.rawOut.Store(true)
+	fd.nudge()
 }
 
 // File returns a duplicate of the socket as a blocking *os.File, as package
 // net's File does. Closing either leaves the other open.
 func (fd *netFD) File() (*os.File, error) {
+	fd.handOut()
 	var nfd int
 	err := fd.control(func(s int) error {
 		var err error
@@ -301,6 +332,13 @@ type sockSet struct {
 	head   *netFD
 	n      int
 	closed bool
+
+	// The set's readiness mirror (net_mirror_linux.go), made on first use;
+	// mirOff (under mu) once making it failed. active counts the set's
+	// readers parked either way whose last read returned data.
+	mir    atomic.Pointer[mirror]
+	mirOff bool
+	active atomic.Int64
 }
 
 // add puts fd in the set; false if the set is closed.
@@ -364,7 +402,11 @@ func (s *sockSet) closeAll() {
 	s.mu.Unlock()
 	for _, fd := range fds {
 		if fd.closed.CompareAndSwap(false, true) {
+			fd.leaveMirror()
 			_ = fd.closeFile()
 		}
+	}
+	if m := s.mir.Load(); m != nil {
+		m.close()
 	}
 }

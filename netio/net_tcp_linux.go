@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,16 +21,49 @@ import (
 // TCP's window pushes back on the sender.
 type netTCPConn struct {
 	fd netFD
+
+	// rmu serializes Reads, as package net's fdMutex does, including a
+	// Read parked on the mirror, which holds no fdMutex reference.
+	rmu sync.Mutex
+	// lastData: the last read returned data and less than asked, so the
+	// socket was drained then (rmu).
+	lastData bool
 }
 
 // Read reads up to len(b) bytes. A zero-length Read returns 0, nil at once;
 // a deadline in the past fails before any data is looked at, as with
 // package net.
 func (c *netTCPConn) Read(b []byte) (int, error) {
-	n, err := c.fd.f.Read(b)
+	c.rmu.Lock()
+	n, err := c.read(b)
+	c.lastData = n > 0 && n < len(b) && err == nil
+	c.rmu.Unlock()
 	if err != nil && err != io.EOF {
 		err = c.fd.opErr("read", "read", c.fd.laddr(), c.fd.raddr(), err)
 	}
+	return n, err
+}
+
+// read is Read under rmu: on a busy socket set, a Read whose last read
+// drained the socket parks on the set's mirror without a read
+// (net_mirror_linux.go); otherwise, and whenever the mirror gives up, it
+// is package net's read(2), then a wait in Go's poller on EAGAIN.
+func (c *netTCPConn) read(b []byte) (int, error) {
+	set := c.fd.owner
+	if !c.lastData || set == nil || len(b) == 0 || c.fd.rdl.Load() || c.fd.rawOut.Load() {
+		return c.fd.f.Read(b)
+	}
+	if set.active.Load() >= mirrorHot.Load() {
+		if n, err, ok := c.mirrorRead(set, b); ok {
+			if n == 0 && err == nil {
+				err = io.EOF
+			}
+			return n, err
+		}
+	}
+	set.active.Add(1)
+	n, err := c.fd.f.Read(b)
+	set.active.Add(-1)
 	return n, err
 }
 

@@ -38,4 +38,5 @@ func (s *Stats) add(c *loopCounters) {
 	s.AcceptErrors += c.acceptErrs.Load()
 	s.Truncated += c.truncated.Load()
 	s.Spliced += c.spliced.Load()
+	s.MirrorReads += c.mirrorReads.Load()
 }

@@ -1,0 +1,294 @@
+//go:build linux
+
+package netio
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/nettest"
+
+	"github.com/ringwire/ringwire/internal/testenv"
+	"github.com/ringwire/ringwire/ring"
+)
+
+// The readiness mirror's tests run with mirrorHot at 0, so that every Read
+// that may park on the mirror does (in production only a busy set's do).
+
+func forceMirror(t *testing.T) {
+	t.Helper()
+	if ring.Available() == nil && defaultSockets().mirrorFor() == nil {
+		testenv.NeedFeature(t, "the readiness mirror (an io_uring RECV with MSG_DONTWAIT that completes at once)", false)
+	}
+	old := mirrorHot.Swap(0)
+	t.Cleanup(func() { mirrorHot.Store(old) })
+}
+
+// parkedOnMirror waits until c's Read is parked on its set's mirror.
+func parkedOnMirror(t *testing.T, c net.Conn) {
+	t.Helper()
+	tc := c.(*netTCPConn)
+	waitFor(t, func() bool {
+		mc := tc.fd.mc.Load()
+		return mc != nil && mc.state.Load() == mWaiting
+	}, "a Read parked on the mirror")
+}
+
+// TestMirrorEchoKeepsBytesInOrder: 16 connections echo 300 messages each of
+// 1 B to 8 KiB through a server whose Reads park on the mirror; every byte
+// comes back in order, and the mirror's harvester did reads (on io_uring;
+// the fallback is package net's and has none).
+func TestMirrorEchoKeepsBytesInOrder(t *testing.T) {
+	forceMirror(t)
+	for _, m := range packetModes(t) {
+		t.Run(m.name, func(t *testing.T) {
+			before := StatsOf(nil).MirrorReads
+			lc := ListenConfig{Config: m.cfg}
+			ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			var wg sync.WaitGroup
+			const conns, msgs = 16, 300
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range conns {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						defer c.Close()
+						buf := make([]byte, 4096)
+						for {
+							n, err := c.Read(buf)
+							if n > 0 {
+								if _, werr := c.Write(buf[:n]); werr != nil {
+									return
+								}
+							}
+							if err != nil {
+								return
+							}
+						}
+					}()
+				}
+			}()
+			errs := make(chan error, conns)
+			for i := range conns {
+				go func() {
+					errs <- func() error {
+						c, err := net.Dial("tcp4", ln.Addr().String())
+						if err != nil {
+							return err
+						}
+						defer c.Close()
+						_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+						r := rand.New(rand.NewPCG(uint64(i), 1))
+						for range msgs {
+							msg := make([]byte, 1+r.IntN(8192))
+							for j := range msg {
+								msg[j] = byte(r.Uint32())
+							}
+							if _, err := c.Write(msg); err != nil {
+								return err
+							}
+							got := make([]byte, len(msg))
+							if _, err := io.ReadFull(c, got); err != nil {
+								return err
+							}
+							if !bytes.Equal(got, msg) {
+								return errors.New("echo differs from what was sent")
+							}
+						}
+						return nil
+					}()
+				}()
+			}
+			for range conns {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+			ln.Close()
+			wg.Wait()
+			reads := StatsOf(nil).MirrorReads - before
+			t.Logf("reads served by the mirror: %d", reads)
+			if m.cfg == nil && reads == 0 {
+				t.Error("no Read was served by the mirror")
+			}
+		})
+	}
+}
+
+// TestMirrorParkedReadWakes: a Read parked on the mirror returns the data
+// that arrives, times out when a deadline is set while it waits, and
+// returns net.ErrClosed when the connection is closed meanwhile; after
+// SyscallConn it reads through Go's poller and still gets its data.
+func TestMirrorParkedReadWakes(t *testing.T) {
+	needRing(t)
+	forceMirror(t)
+	// primed returns a net-face connection whose last Read returned data,
+	// its package net peer, and a Read of it running in the background.
+	primed := func(t *testing.T) (srv net.Conn, cli *net.TCPConn, done chan error, got *[]byte) {
+		srv, cli = tcpPair(t, nil)
+		if _, err := cli.Write([]byte("first")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		if n, err := srv.Read(buf); err != nil || string(buf[:n]) != "first" {
+			t.Fatalf("first Read = %q, %v", buf[:n], err)
+		}
+		done = make(chan error, 1)
+		var b []byte
+		go func() {
+			n, err := srv.Read(buf)
+			b = buf[:n]
+			done <- err
+		}()
+		return srv, cli, done, &b
+	}
+	wait := func(t *testing.T, done chan error) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("the parked Read did not return within 10s")
+			return nil
+		}
+	}
+
+	t.Run("data", func(t *testing.T) {
+		before := StatsOf(nil).MirrorReads
+		srv, cli, done, got := primed(t)
+		parkedOnMirror(t, srv)
+		if _, err := cli.Write([]byte("second")); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(t, done); err != nil || string(*got) != "second" {
+			t.Fatalf("parked Read = %q, %v; want second", *got, err)
+		}
+		if StatsOf(nil).MirrorReads == before {
+			t.Error("the harvester did not read for the parked Read")
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		srv, _, done, _ := primed(t)
+		parkedOnMirror(t, srv)
+		if err := srv.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(t, done); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("parked Read with a deadline set = %v; want a timeout", err)
+		}
+	})
+	t.Run("past-deadline", func(t *testing.T) {
+		srv, _, done, _ := primed(t)
+		parkedOnMirror(t, srv)
+		if err := srv.SetReadDeadline(time.Unix(1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(t, done); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("parked Read with a past deadline set = %v; want a timeout", err)
+		}
+	})
+	t.Run("close", func(t *testing.T) {
+		srv, _, done, _ := primed(t)
+		parkedOnMirror(t, srv)
+		if err := srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(t, done); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("parked Read after Close = %v; want net.ErrClosed", err)
+		}
+	})
+	t.Run("peer-close", func(t *testing.T) {
+		srv, cli, done, _ := primed(t)
+		parkedOnMirror(t, srv)
+		cli.Close()
+		if err := wait(t, done); err != io.EOF {
+			t.Fatalf("parked Read after the peer closed = %v; want io.EOF", err)
+		}
+	})
+	t.Run("syscallconn", func(t *testing.T) {
+		srv, cli, done, got := primed(t)
+		parkedOnMirror(t, srv)
+		if _, err := srv.(interface {
+			SyscallConn() (syscall.RawConn, error)
+		}).SyscallConn(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool {
+			return srv.(*netTCPConn).fd.mc.Load().state.Load() != mWaiting
+		}, "the nudged Read to leave the mirror")
+		if _, err := cli.Write([]byte("third")); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(t, done); err != nil || string(*got) != "third" {
+			t.Fatalf("Read after SyscallConn = %q, %v; want third", *got, err)
+		}
+	})
+}
+
+// TestMirrorReadAllocatesNothing: a round trip whose server Read parks on
+// the mirror and is read for by the harvester allocates nothing.
+func TestMirrorReadAllocatesNothing(t *testing.T) {
+	needRing(t)
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	forceMirror(t)
+	srv, cli := tcpPair(t, nil)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := srv.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := srv.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	msg, got := make([]byte, 64), make([]byte, 64)
+	rt := func() {
+		if _, err := cli.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(cli, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt()
+	rt()
+	before := StatsOf(nil).MirrorReads
+	if n := testing.AllocsPerRun(200, rt); n != 0 {
+		t.Errorf("%v allocations per round trip through the mirror, want 0", n)
+	}
+	if StatsOf(nil).MirrorReads == before {
+		t.Error("no Read was served by the mirror")
+	}
+}
+
+// TestNettestConnTCP4Mirror is nettest's net.Conn contract with every
+// eligible Read parked on the mirror.
+func TestNettestConnTCP4Mirror(t *testing.T) {
+	needRing(t)
+	forceMirror(t)
+	nettest.TestConn(t, makePipe("tcp", "127.0.0.1:0", nil))
+}
