@@ -28,6 +28,17 @@
 // Errors have package net's shapes: *net.OpError wrapping *os.SyscallError,
 // net.ErrClosed or os.ErrDeadlineExceeded, and a bare io.EOF.
 //
+// One thing the net face does that package net cannot: on a busy socket set
+// (at least 16 parked readers whose last read returned data), a TCP Read
+// whose previous read drained the socket does not read again only to be
+// told EAGAIN. It parks on the set's readiness mirror, an epoll set of
+// netio's own, and the mirror's harvester goroutine reads for all the
+// parked readers it finds readable in one io_uring_enter, into each
+// reader's own slice (Stats.MirrorReads counts these). A read deadline,
+// SyscallConn or File, Close, or any read that could not prove the socket
+// drained sends a Read through Go's poller as before. See
+// docs/decisions/2026-12-03-net-face-reads-through-go-poller.md.
+//
 // A net-face socket opened with a runtime (ListenConfig.Runtime,
 // Dialer.Runtime) belongs to one of its loops, and one opened without to
 // the package's default set: when the runtime closes (Runtime.Close), or

@@ -119,6 +119,13 @@ type mirror struct {
 	poll func(fd uintptr) bool
 }
 
+// mirrorMinRead is the shortest Read that parks on the mirror. Shorter
+// ones are mostly probes that the application cancels with a deadline
+// (net/http reads one byte in the background to see a client leave, and
+// aborts that read after every response): parked on the mirror they only
+// bring its harvester wakeups for sockets whose next read is not its.
+const mirrorMinRead = 512
+
 // maxClaims bounds the reads of one harvester batch (the ring's SQ); pinsPer
 // is how many pointers a runtime.Pinner holds in its own storage.
 const maxClaims, pinsPer = 64, 5

@@ -148,7 +148,7 @@ func TestMirrorParkedReadWakes(t *testing.T) {
 		if _, err := cli.Write([]byte("first")); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, 64)
+		buf := make([]byte, mirrorMinRead)
 		if n, err := srv.Read(buf); err != nil || string(buf[:n]) != "first" {
 			t.Fatalf("first Read = %q, %v", buf[:n], err)
 		}

@@ -50,7 +50,7 @@ func (c *netTCPConn) Read(b []byte) (int, error) {
 // is package net's read(2), then a wait in Go's poller on EAGAIN.
 func (c *netTCPConn) read(b []byte) (int, error) {
 	set := c.fd.owner
-	if !c.lastData || set == nil || len(b) == 0 || c.fd.rdl.Load() || c.fd.rawOut.Load() {
+	if !c.lastData || set == nil || len(b) < mirrorMinRead || c.fd.rdl.Load() || c.fd.rawOut.Load() {
 		return c.fd.f.Read(b)
 	}
 	if set.active.Load() >= mirrorHot.Load() {
