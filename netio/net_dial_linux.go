@@ -284,7 +284,7 @@ func (ln *netTCPListener) accept() (*netTCPConn, error) {
 	setupTCP(s, ln.keepAlive, ln.keepAliveConfig)
 	c := &netTCPConn{}
 	c.fd.setAddrs(s, remote)
-	if err := c.fd.init(s, ln.fd.family, ln.fd.net, set); err != nil {
+	if err := c.fd.init(s, int(ln.fd.family), ln.fd.net, set); err != nil {
 		return nil, ln.fd.opErr("accept", "", nil, laddr, err)
 	}
 	set.stats.accepted.Add(1)
@@ -477,7 +477,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // a non-blocking connect(2), then a wait in Go's poller for writability and
 // SO_ERROR, with ctx's deadline and cancellation interrupting the wait.
 func (fd *netFD) connect(ctx context.Context, ap netip.AddrPort) error {
-	sa, err := sockaddr.ToUnix(ap, fd.family)
+	sa, err := sockaddr.ToUnix(ap, int(fd.family))
 	if err != nil {
 		return err
 	}

@@ -29,10 +29,12 @@ import (
 //
 // netFD adds package net's error shapes and the socket's membership of a
 // per-loop owner (sockSet), which closes it when its runtime closes.
+//
+// Its fields are ordered to pack: with netTCPConn's read lock it fills a
+// 160-byte size class.
 type netFD struct {
 	f      *os.File
 	net    string
-	family int
 	local  netip.AddrPort
 	remote netip.AddrPort // invalid for an unconnected socket
 	addrs  atomic.Pointer[netAddrs]
@@ -43,11 +45,15 @@ type netFD struct {
 	// Reads off the mirror. mc is the socket's membership, once it has one.
 	rdl    atomic.Bool
 	rawOut atomic.Bool
+	family int32
 	mc     atomic.Pointer[mirrorConn]
 
 	owner      *sockSet // the loop's set it belongs to; nil for none
-	linked     bool     // in owner's list; guarded by owner.mu
 	prev, next *netFD   // owner's list; guarded by owner.mu
+	linked     bool     // in owner's list; guarded by owner.mu
+	// drained: a TCP connection's last read returned data and less than
+	// asked, so the socket was empty then (netTCPConn.rmu).
+	drained bool
 }
 
 // netAddrs are a socket's addresses as net.Addr values, made the first time
@@ -64,7 +70,7 @@ const fileName = "socket"
 // closed. set nil means no owner (tests).
 func (fd *netFD) init(s, family int, network string, set *sockSet) error {
 	fd.f = os.NewFile(uintptr(s), fileName)
-	fd.net, fd.family, fd.owner = network, family, set
+	fd.net, fd.family, fd.owner = network, int32(family), set
 	if set != nil && !set.add(fd) {
 		fd.closed.Store(true)
 		_ = fd.f.Close()

@@ -65,24 +65,25 @@ const (
 // mirrorConn is a connection's membership of its set's mirror, made the
 // first time one of its Reads parks there.
 type mirrorConn struct {
+	// The harvester's read for a parked reader: buf is the reader's slice
+	// (written before the state leaves mIdle for mWaiting), res the count
+	// or -errno, noRes for none (read after the token).
+	buf []byte
+	res int32
+
 	s     int32 // the socket, valid while state is not mShut (Close waits out mClaimed)
 	slot  int32
 	state atomic.Int32
-	down  atomic.Bool // shut has run
 	// sem is the reader's parking place, a semaphore of one token: the
 	// reader holds it locked between waits and parks by locking it again;
 	// the one who moves the state out of mWaiting (the harvester or a
 	// nudge) unlocks it, once. 8 bytes where a channel costs 96: every busy
-	// connection has one (64 bytes in all).
+	// connection has one (48 bytes in all).
 	sem sync.Mutex
-
-	// The harvester's read for a parked reader: buf is the reader's slice
-	// (written before the state leaves mIdle for mWaiting), res the count
-	// or -errno and got whether there is one (read after the token).
-	buf []byte
-	res int32
-	got bool
 }
+
+// noRes is mirrorConn.res when the harvester has read nothing for the reader.
+const noRes = -1 << 31
 
 // mirror is one socket set's readiness mirror and its harvester.
 type mirror struct {
@@ -220,7 +221,7 @@ var errMirrorProbe = os.NewSyscallError("io_uring recv MSG_DONTWAIT", unix.EINPR
 // epoll_ctl fails. A socket that is readable already reports an edge at
 // once, so registering after the draining read loses nothing.
 func (m *mirror) register(s int) *mirrorConn {
-	mc := &mirrorConn{s: int32(s)}
+	mc := &mirrorConn{s: int32(s), res: noRes}
 	mc.sem.Lock()
 	m.mu.Lock()
 	if m.shut {
@@ -282,10 +283,9 @@ func (mc *mirrorConn) settle(next int32) int32 {
 // and no harvester read starts after it, a parked reader wakes (and finds
 // the socket closed), and the socket leaves the epoll set.
 func (mc *mirrorConn) shut(m *mirror) {
-	if !mc.down.CompareAndSwap(false, true) {
-		return
+	if mc.settle(mShut) == mShut {
+		return // shut already
 	}
-	mc.settle(mShut)
 	_ = unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, int(mc.s), nil)
 	m.release(mc)
 }
@@ -323,12 +323,12 @@ func (m *mirror) park(c *netTCPConn, mc *mirrorConn, b []byte) (n int, err error
 	set.active.Add(-1)
 	m.waiters.Add(-1)
 	mc.buf = nil
-	if mc.got {
-		mc.got = false
-		if mc.res < 0 {
-			return 0, syscall.Errno(-mc.res), true
+	if r := mc.res; r != noRes {
+		mc.res = noRes
+		if r < 0 {
+			return 0, syscall.Errno(-r), true
 		}
-		return int(mc.res), nil, true
+		return int(r), nil, true
 	}
 	mc.state.CompareAndSwap(mEdge, mIdle) // cleared before the read
 	return 0, nil, false
@@ -438,7 +438,7 @@ func (m *mirror) readClaimed() {
 				mc.state.Store(mWaiting) // a stale edge: still parked
 				continue
 			}
-			mc.res, mc.got = c.Res, true
+			mc.res = c.Res
 			if stats != nil {
 				stats.mirrorReads.Add(1)
 			}

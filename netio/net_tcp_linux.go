@@ -25,9 +25,6 @@ type netTCPConn struct {
 	// rmu serializes Reads, as package net's fdMutex does, including a
 	// Read parked on the mirror, which holds no fdMutex reference.
 	rmu sync.Mutex
-	// lastData: the last read returned data and less than asked, so the
-	// socket was drained then (rmu).
-	lastData bool
 }
 
 // Read reads up to len(b) bytes. A zero-length Read returns 0, nil at once;
@@ -36,7 +33,7 @@ type netTCPConn struct {
 func (c *netTCPConn) Read(b []byte) (int, error) {
 	c.rmu.Lock()
 	n, err := c.read(b)
-	c.lastData = n > 0 && n < len(b) && err == nil
+	c.fd.drained = n > 0 && n < len(b) && err == nil
 	c.rmu.Unlock()
 	if err != nil && err != io.EOF {
 		err = c.fd.opErr("read", "read", c.fd.laddr(), c.fd.raddr(), err)
@@ -50,7 +47,7 @@ func (c *netTCPConn) Read(b []byte) (int, error) {
 // is package net's read(2), then a wait in Go's poller on EAGAIN.
 func (c *netTCPConn) read(b []byte) (int, error) {
 	set := c.fd.owner
-	if !c.lastData || set == nil || len(b) < mirrorMinRead || c.fd.rdl.Load() || c.fd.rawOut.Load() {
+	if !c.fd.drained || set == nil || len(b) < mirrorMinRead || c.fd.rdl.Load() || c.fd.rawOut.Load() {
 		return c.fd.f.Read(b)
 	}
 	if set.active.Load() >= mirrorHot.Load() {

@@ -128,7 +128,7 @@ func (u *netUDPConn) write(b, oob []byte, to netip.AddrPort, dst net.Addr, call 
 	w.p, w.oob = b, oob
 	w.to.Len = 0
 	if to.IsValid() {
-		err = w.to.Set(to, u.fd.family)
+		err = w.to.Set(to, int(u.fd.family))
 	}
 	if err == nil {
 		err = u.rc.Write(w.fn)
