@@ -53,6 +53,9 @@ import (
 // parked readers make the path hot (default 16; 0: always);
 // RINGBENCH_MIRROR_COUNTS names a file to which Close appends the
 // harvester's counters. Results: docs/decisions/2026-12-03-net-face-reads-through-go-poller.md.
+// G now ships in netio (net_mirror_linux.go), with deadlines, Close and
+// the rest; ringwire-conn measures it. These two stay as the prototypes
+// the decision record measured.
 type mirrorEcho struct {
 	ln    net.Listener
 	epfd  int
