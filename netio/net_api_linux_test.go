@@ -67,23 +67,14 @@ func sameSignature(a, b reflect.Type) bool {
 func TestNetFaceMethodSetsMatchNet(t *testing.T) {
 	for _, m := range packetModes(t) {
 		t.Run(m.name, func(t *testing.T) {
-			lc := ListenConfig{Config: m.cfg}
-			ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			ln := listenTCP(t, m.cfg)
 			d := Dialer{Config: m.cfg}
 			c, err := d.Dial("tcp4", ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			pc, err := lc.ListenPacket(context.Background(), "udp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pc.Close()
+			pc := listenPacket(t, m.cfg, "udp4", "127.0.0.1:0")
 			for _, tt := range []struct {
 				name      string
 				got, want reflect.Type

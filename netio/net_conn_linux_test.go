@@ -314,12 +314,7 @@ func TestAcceptAllocatesNoMoreThanNet(t *testing.T) {
 	want := perAccept(t, plain)
 	for _, m := range packetModes(t) {
 		t.Run(m.name, func(t *testing.T) {
-			lc := ListenConfig{Config: m.cfg}
-			ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			ln := listenTCP(t, m.cfg)
 			got := perAccept(t, ln)
 			t.Logf("allocations per accept: %v (package net: %v)", got, want)
 			if got > want {

@@ -4,7 +4,6 @@ package netio
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -52,12 +51,7 @@ func TestMirrorEchoKeepsBytesInOrder(t *testing.T) {
 	for _, m := range packetModes(t) {
 		t.Run(m.name, func(t *testing.T) {
 			before := StatsOf(nil).MirrorReads
-			lc := ListenConfig{Config: m.cfg}
-			ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			ln := listenTCP(t, m.cfg)
 			var wg sync.WaitGroup
 			const conns, msgs = 16, 300
 			wg.Add(1)

@@ -45,6 +45,19 @@ func packetModes(t *testing.T) []struct {
 	return modes
 }
 
+// listenTCP is a net-face TCP listener of cfg on an IPv4 loopback port,
+// closed when the test ends.
+func listenTCP(t *testing.T, cfg *Config) net.Listener {
+	t.Helper()
+	lc := ListenConfig{Config: cfg}
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 func listenPacket(t *testing.T, cfg *Config, network, addr string) net.PacketConn {
 	t.Helper()
 	lc := ListenConfig{Config: cfg}

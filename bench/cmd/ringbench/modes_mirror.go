@@ -143,8 +143,10 @@ func startMirrorEcho(cfg EchoConfig) (Server, error) {
 	if v, err := strconv.Atoi(os.Getenv("RINGBENCH_MIRROR_HOT")); err == nil {
 		hot = int64(v)
 	}
-	s := &mirrorEcho{ln: ln, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), hot: hot,
-		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &mirrorEcho{
+		ln: ln, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), hot: hot,
+		kick: make(chan struct{}, 1), done: make(chan struct{}),
+	}
 	s.wg.Add(1)
 	s.hwg.Add(1)
 	go s.acceptLoop()
@@ -234,14 +236,7 @@ func (s *mirrorEcho) read(m *mirrorConn, b []byte) (int, error) {
 				if m.got {
 					s.parked.Add(-1)
 					m.got = false
-					if m.err != nil {
-						return 0, m.err
-					}
-					if m.n == 0 {
-						return 0, errors.New("EOF")
-					}
-					m.drained = m.n < len(b)
-					return m.n, nil
+					return m.result(b)
 				}
 			}
 			s.parked.Add(-1)
@@ -256,15 +251,20 @@ func (s *mirrorEcho) read(m *mirrorConn, b []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if m.err != nil {
-			return 0, m.err
-		}
-		if m.n == 0 {
-			return 0, errors.New("EOF")
-		}
-		m.drained = m.n < len(b)
-		return m.n, nil
+		return m.result(b)
 	}
+}
+
+// result is the outcome of a read into b that m.n and m.err hold.
+func (m *mirrorConn) result(b []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	if m.n == 0 {
+		return 0, errors.New("EOF")
+	}
+	m.drained = m.n < len(b)
+	return m.n, nil
 }
 
 // harvest collects the epoll set's edges while readers wait on it.
