@@ -121,18 +121,23 @@ func listenSocket(k netKind, ap netip.AddrPort, backlog int, reusePort bool) (fd
 
 // localAddr is fd's bound address (getsockname), read without an
 // allocation: every accepted connection asks for it.
-func localAddr(fd int) (netip.AddrPort, error) {
-	var rsa unix.RawSockaddrAny
-	if err := sockaddr.Getsockname(fd, &rsa); err != nil {
-		return netip.AddrPort{}, err
-	}
-	return sockaddr.Decode(sockaddr.AnyBytes(&rsa))
-}
+func localAddr(fd int) (netip.AddrPort, error) { return sockName(fd, false) }
 
 // peerAddr is fd's peer address (getpeername), read without an allocation.
-func peerAddr(fd int) (netip.AddrPort, error) {
+func peerAddr(fd int) (netip.AddrPort, error) { return sockName(fd, true) }
+
+// sockName reads and decodes fd's bound or (peer) connected address. It
+// calls the sockaddr function by name, not through a func value, which
+// would move rsa to the heap.
+func sockName(fd int, peer bool) (netip.AddrPort, error) {
 	var rsa unix.RawSockaddrAny
-	if err := sockaddr.Getpeername(fd, &rsa); err != nil {
+	var err error
+	if peer {
+		err = sockaddr.Getpeername(fd, &rsa)
+	} else {
+		err = sockaddr.Getsockname(fd, &rsa)
+	}
+	if err != nil {
 		return netip.AddrPort{}, err
 	}
 	return sockaddr.Decode(sockaddr.AnyBytes(&rsa))

@@ -165,18 +165,18 @@ func Accept4(fd, flags int, from *unix.RawSockaddrAny) (int, error) {
 
 // Getsockname is getsockname(2) on fd into *to, allocating nothing.
 func Getsockname(fd int, to *unix.RawSockaddrAny) error {
-	l := uint32(SizeofAny)
-	_, _, e := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(to)), uintptr(unsafe.Pointer(&l)))
-	if e != 0 {
-		return e
-	}
-	return nil
+	return sockName(unix.SYS_GETSOCKNAME, fd, to)
 }
 
 // Getpeername is getpeername(2) on fd into *to, allocating nothing.
 func Getpeername(fd int, to *unix.RawSockaddrAny) error {
+	return sockName(unix.SYS_GETPEERNAME, fd, to)
+}
+
+// sockName is getsockname(2) or getpeername(2) (trap) on fd into *to.
+func sockName(trap uintptr, fd int, to *unix.RawSockaddrAny) error {
 	l := uint32(SizeofAny)
-	_, _, e := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(to)), uintptr(unsafe.Pointer(&l)))
+	_, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(to)), uintptr(unsafe.Pointer(&l)))
 	if e != 0 {
 		return e
 	}
