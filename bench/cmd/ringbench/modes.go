@@ -84,8 +84,6 @@ func newRegistry() *registry {
 	r.relay["udpconn"] = startUDPConnRelay
 	r.relay["gorelay"] = startGoRelay
 	addRingwireModes(r)
-	r.echo["mirror-conn"] = startMirrorEcho
-	r.echo["mirror-ring-conn"] = startMirrorRingEcho
 	return r
 }
 
@@ -100,5 +98,5 @@ var (
 // answer a question (what does the default cost or buy?) rather than rows
 // every run needs.
 var optionalModes = map[string]bool{
-	"mirror-conn": true, "mirror-ring-conn": true, "ringwire-relay-nobatch": true, "ringwire-relay-budget200us": true, "ringwire-relay-budget1ms": true,
+	"ringwire-relay-nobatch": true, "ringwire-relay-budget200us": true, "ringwire-relay-budget1ms": true,
 }
