@@ -381,6 +381,26 @@ func newLoader(b *testing.B, kind string, conns int) loader {
 	return l
 }
 
+// loadOnce runs load against srv, the server of benchImpls[k] (what names
+// it in a failure), and returns the result and the CPU time srv's process
+// used meanwhile.
+func loadOnce(b *testing.B, what string, k int, srv *benchServer, load loader) (loadResult, time.Duration) {
+	b.Helper()
+	c0, err := cpuTime(srv.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := load.run(srv.addr)
+	if err != nil {
+		b.Fatalf("%s %s: %v", benchImpls[k].name, what, err)
+	}
+	c1, err := cpuTime(srv.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r, c1 - c0
+}
+
 // benchServerCPU loads a package net server and a netio server of kind,
 // each in its own process pinned to one CPU (the load on the other),
 // alternately, and reports requests/s and the server's CPU time per
@@ -399,24 +419,13 @@ func benchServerCPU(b *testing.B, kind string, conns int) {
 	i := 0
 	for b.Loop() {
 		for _, k := range roundOrder(i) {
-			c0, err := cpuTime(srvs[k].pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r, err := load.run(srvs[k].addr)
-			if err != nil {
-				b.Fatalf("%s server: %v", benchImpls[k].name, err)
-			}
-			c1, err := cpuTime(srvs[k].pid)
-			if err != nil {
-				b.Fatal(err)
-			}
+			r, used := loadOnce(b, "server", k, srvs[k], load)
 			if r.errors > 0 {
 				b.Errorf("%s server: %d errors under load, first: %s", benchImpls[k].name, r.errors, r.firstErr)
 			}
 			reqs[k] += r.requests
 			dur[k] += r.dur
-			cpu[k] += c1 - c0
+			cpu[k] += used
 		}
 		i++
 	}
@@ -469,24 +478,13 @@ func BenchmarkProxyCPU(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		for _, k := range roundOrder(i) {
-			c0, err := cpuTime(srvs[k].pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r, err := load.run(srvs[k].addr)
-			if err != nil {
-				b.Fatalf("%s proxy: %v", benchImpls[k].name, err)
-			}
-			c1, err := cpuTime(srvs[k].pid)
-			if err != nil {
-				b.Fatal(err)
-			}
+			r, used := loadOnce(b, "proxy", k, srvs[k], load)
 			if r.errors > 0 {
 				b.Fatalf("%s proxy: %d of %d connections failed, first: %s", benchImpls[k].name, r.errors, conns, r.firstErr)
 			}
 			moved[k] += r.bytes
 			dur[k] += r.dur
-			cpu[k] += c1 - c0
+			cpu[k] += used
 		}
 		i++
 	}
