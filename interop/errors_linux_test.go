@@ -135,6 +135,31 @@ func TestErrorShapes(t *testing.T) {
 	}
 }
 
+// acceptFrom dials ln (st's listener) with package net and returns the
+// connection ln accepted; both ends close when t ends.
+func acceptFrom(t *testing.T, st *stack, ln net.Listener) net.Conn {
+	t.Helper()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			acc <- c
+		}
+		close(acc)
+	}()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = peer.Close() })
+	accepted, ok := <-acc
+	if !ok {
+		t.Fatalf("%s: Accept failed", st.name)
+	}
+	t.Cleanup(func() { _ = accepted.Close() })
+	return accepted
+}
+
 // tcpPair returns a connection made by st (dialed, to a package net
 // listener) and the package net end it is connected to; both close when t
 // ends.

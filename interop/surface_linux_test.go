@@ -26,24 +26,7 @@ func TestMethodSets(t *testing.T) {
 	for _, st := range ss {
 		t.Run(st.name, func(t *testing.T) {
 			ln := listenTCP(t, st)
-			acc := make(chan net.Conn, 1)
-			go func() {
-				c, err := ln.Accept()
-				if err == nil {
-					acc <- c
-				}
-				close(acc)
-			}()
-			peer, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer peer.Close()
-			accepted, ok := <-acc
-			if !ok {
-				t.Fatalf("%s: Accept failed", st.name)
-			}
-			defer accepted.Close()
+			accepted := acceptFrom(t, st, ln)
 			dialed, err := dialer(st)(context.Background(), "tcp", ln.Addr().String())
 			if err != nil {
 				t.Fatalf("%s: Dial tcp: %v", st.name, err)
@@ -135,24 +118,7 @@ func TestKeepAliveDefaults(t *testing.T) {
 	for _, st := range ss {
 		t.Run(st.name, func(t *testing.T) {
 			ln := listenTCP(t, st)
-			acc := make(chan net.Conn, 1)
-			go func() {
-				c, err := ln.Accept()
-				if err == nil {
-					acc <- c
-				}
-				close(acc)
-			}()
-			peer, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer peer.Close()
-			accepted, ok := <-acc
-			if !ok {
-				t.Fatalf("%s: Accept failed", st.name)
-			}
-			defer accepted.Close()
+			accepted := acceptFrom(t, st, ln)
 			nl := listenTCP(t, netStack)
 			go drain(nl)
 			dialed, err := dialer(st)(context.Background(), "tcp", nl.Addr().String())
