@@ -180,26 +180,24 @@ func TestMirrorParkedReadWakes(t *testing.T) {
 			t.Error("the harvester did not read for the parked Read")
 		}
 	})
-	t.Run("deadline", func(t *testing.T) {
-		srv, _, done, _ := primed(t)
-		parkedOnMirror(t, srv)
-		if err := srv.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
-			t.Fatal(err)
-		}
-		if err := wait(t, done); !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("parked Read with a deadline set = %v; want a timeout", err)
-		}
-	})
-	t.Run("past-deadline", func(t *testing.T) {
-		srv, _, done, _ := primed(t)
-		parkedOnMirror(t, srv)
-		if err := srv.SetReadDeadline(time.Unix(1, 0)); err != nil {
-			t.Fatal(err)
-		}
-		if err := wait(t, done); !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("parked Read with a past deadline set = %v; want a timeout", err)
-		}
-	})
+	for _, dl := range []struct {
+		name     string
+		deadline func() time.Time
+	}{
+		{"deadline", func() time.Time { return time.Now().Add(20 * time.Millisecond) }},
+		{"past-deadline", func() time.Time { return time.Unix(1, 0) }},
+	} {
+		t.Run(dl.name, func(t *testing.T) {
+			srv, _, done, _ := primed(t)
+			parkedOnMirror(t, srv)
+			if err := srv.SetReadDeadline(dl.deadline()); err != nil {
+				t.Fatal(err)
+			}
+			if err := wait(t, done); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("parked Read, then SetReadDeadline (%s) = %v; want a timeout", dl.name, err)
+			}
+		})
+	}
 	t.Run("close", func(t *testing.T) {
 		srv, _, done, _ := primed(t)
 		parkedOnMirror(t, srv)
