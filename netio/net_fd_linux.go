@@ -51,8 +51,9 @@ type netFD struct {
 	owner      *sockSet // the loop's set it belongs to; nil for none
 	prev, next *netFD   // owner's list; guarded by owner.mu
 	linked     bool     // in owner's list; guarded by owner.mu
-	// drained: a TCP connection's last read returned data and less than
-	// asked, so the socket was empty then (netTCPConn.rmu).
+	// drained: a TCP connection's last read that took anything returned
+	// data and less than asked, so the socket was empty then, and no edge
+	// the mirror saw since has been spent (netTCPConn.rmu).
 	drained bool
 }
 

@@ -5,10 +5,12 @@ package netio
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	goruntime "runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -234,6 +236,138 @@ func TestMirrorParkedReadWakes(t *testing.T) {
 			t.Fatalf("Read after SyscallConn = %q, %v; want third", *got, err)
 		}
 	})
+}
+
+// abortRead is net/http's background read between requests: a Read of
+// b started in another goroutine, then ended by a past read deadline
+// (after the response is written, in net/http); it returns what that Read
+// got and its error.
+func abortRead(c net.Conn, b []byte, between func()) (int, error) {
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := c.Read(b)
+		done <- result{n, err}
+	}()
+	between()
+	_ = c.SetReadDeadline(time.Unix(1, 0))
+	r := <-done
+	_ = c.SetReadDeadline(time.Time{})
+	return r.n, r.err
+}
+
+// TestMirrorReadAfterAbortedReadParks: a Read that a deadline ended before
+// it got anything (net/http's background read) leaves the connection's
+// next Read eligible for the mirror, so the next request's Read parks
+// there without a read and the harvester reads it.
+func TestMirrorReadAfterAbortedReadParks(t *testing.T) {
+	needRing(t)
+	forceMirror(t)
+	srv, cli := tcpPair(t, nil)
+	buf := make([]byte, 4096)
+	if _, err := cli.Write([]byte("request 1")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.Read(buf); err != nil || string(buf[:n]) != "request 1" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	for _, size := range []int{1, mirrorMinRead} { // off the mirror, then on it
+		if n, err := abortRead(srv, make([]byte, size), func() {}); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("aborted %d-byte Read = %d, %v; want a timeout", size, n, err)
+		}
+	}
+	before := StatsOf(nil).MirrorReads
+	done := make(chan error, 1)
+	var got []byte
+	go func() {
+		n, err := srv.Read(buf)
+		got = buf[:n]
+		done <- err
+	}()
+	parkedOnMirror(t, srv)
+	if _, err := cli.Write([]byte("request 2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || string(got) != "request 2" {
+		t.Fatalf("Read = %q, %v; want request 2", got, err)
+	}
+	if StatsOf(nil).MirrorReads == before {
+		t.Error("the harvester did not read the second request")
+	}
+}
+
+// TestAbortedReadsLoseNothing: requests arrive while the server aborts its
+// background read (before, during and after the past deadline), as a
+// pipelining or fast client's do against net/http; every byte reaches a
+// Read, whether the background read took it or the next Read did, and no
+// Read waits for an edge that an aborted read spent.
+func TestAbortedReadsLoseNothing(t *testing.T) {
+	forceMirror(t)
+	for _, m := range packetModes(t) {
+		t.Run(m.name, func(t *testing.T) {
+			srv, cli := tcpPair(t, m.cfg)
+			const rounds = 300
+			msg := func(i int) []byte { return fmt.Appendf(nil, "req%05d", i) }
+			errc := make(chan error, 1)
+			go func() {
+				err := func() error {
+					_ = cli.SetDeadline(time.Now().Add(20 * time.Second))
+					reply := make([]byte, 8)
+					for i := range rounds {
+						if _, err := cli.Write(msg(i)); err != nil {
+							return err
+						}
+						if _, err := io.ReadFull(cli, reply); err != nil {
+							return fmt.Errorf("reply %d: %w", i, err)
+						}
+					}
+					return nil
+				}()
+				if err != nil {
+					srv.Close() // a server Read that waits for a spent edge returns
+				}
+				errc <- err
+			}()
+			r := rand.New(rand.NewPCG(7, 7))
+			buf := make([]byte, 4096)
+			var pending []byte
+			for i := range rounds {
+				for len(pending) < 8 {
+					n, err := srv.Read(buf)
+					if err != nil {
+						t.Fatalf("request %d: %v", i, err)
+					}
+					pending = append(pending, buf[:n]...)
+				}
+				if want := msg(i); !bytes.Equal(pending[:8], want) {
+					t.Fatalf("request %d = %q, want %q", i, pending[:8], want)
+				}
+				pending = pending[8:]
+				bg := make([]byte, []int{1, mirrorMinRead}[i%2])
+				spin := r.IntN(3)
+				n, err := abortRead(srv, bg, func() {
+					// The reply lets the client send the next request,
+					// which then races the abort.
+					if _, err := srv.Write([]byte("reply...")); err != nil {
+						t.Error(err)
+					}
+					for range spin {
+						goruntime.Gosched()
+					}
+				})
+				if n == 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("round %d: aborted Read = %d, %v", i, n, err)
+				}
+				pending = append(pending, bg[:n]...)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
 
 // TestMirrorReadAllocatesNothing: a round trip whose server Read parks on

@@ -33,7 +33,16 @@ type netTCPConn struct {
 func (c *netTCPConn) Read(b []byte) (int, error) {
 	c.rmu.Lock()
 	n, err := c.read(b)
-	c.fd.drained = n > 0 && n < len(b) && err == nil
+	// A Read that a deadline ended before it took anything leaves the
+	// socket as the last read that did left it: net/http aborts a
+	// background Read that way after every response, and the next
+	// request's Read can still park on the mirror.
+	switch {
+	case err == nil:
+		c.fd.drained = n > 0 && n < len(b)
+	case n > 0 || !deadlineHit(err):
+		c.fd.drained = false
+	}
 	c.rmu.Unlock()
 	if err != nil && err != io.EOF {
 		err = c.fd.opErr("read", "read", c.fd.laddr(), c.fd.raddr(), err)
@@ -62,6 +71,12 @@ func (c *netTCPConn) read(b []byte) (int, error) {
 	n, err := c.fd.f.Read(b)
 	set.active.Add(-1)
 	return n, err
+}
+
+// deadlineHit reports whether err, from f's Read, is a deadline's.
+func deadlineHit(err error) bool {
+	pe, ok := err.(*os.PathError)
+	return ok && pe.Err == os.ErrDeadlineExceeded
 }
 
 // Write writes all of b, waiting for the socket buffer as often as needed,
