@@ -36,7 +36,9 @@
 // parked readers it finds readable in one io_uring_enter, into each
 // reader's own slice (Stats.MirrorReads counts these). A read deadline,
 // SyscallConn or File, Close, or any read that could not prove the socket
-// drained sends a Read through Go's poller as before. See
+// drained sends a Read through Go's poller as before; a Read that a
+// deadline ended before it took anything (net/http's aborted background
+// read) changes nothing, so net/http's next Read parks there too. See
 // docs/decisions/2026-12-03-net-face-reads-through-go-poller.md.
 //
 // A net-face socket opened with a runtime (ListenConfig.Runtime,
