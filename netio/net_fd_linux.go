@@ -38,19 +38,20 @@ type netFD struct {
 	local  netip.AddrPort
 	remote netip.AddrPort // invalid for an unconnected socket
 	addrs  atomic.Pointer[netAddrs]
-	closed atomic.Bool
 
-	// The readiness mirror (net_mirror_linux.go): rdl says a read deadline
-	// is set, rawOut that SyscallConn or File was handed out; either keeps
-	// Reads off the mirror. mc is the socket's membership, once it has one.
-	rdl    atomic.Bool
-	rawOut atomic.Bool
-	family int32
-	mc     atomic.Pointer[mirrorConn]
+	// The readiness mirror (net_mirror_linux.go): rdl is the read
+	// deadline (deadlineOf; 0 for none), rawOut says SyscallConn or File
+	// was handed out, which keeps Reads off the mirror. mc is the socket's
+	// membership, once it has one.
+	rdl atomic.Int64
+	mc  atomic.Pointer[mirrorConn]
 
 	owner      *sockSet // the loop's set it belongs to; nil for none
 	prev, next *netFD   // owner's list; guarded by owner.mu
-	linked     bool     // in owner's list; guarded by owner.mu
+	closed     atomic.Bool
+	rawOut     atomic.Bool
+	family     uint8 // AF_INET or AF_INET6
+	linked     bool  // in owner's list; guarded by owner.mu
 	// drained: a TCP connection's last read that took anything returned
 	// data and less than asked, so the socket was empty then, and no edge
 	// the mirror saw since has been spent (netTCPConn.rmu).
@@ -71,7 +72,7 @@ const fileName = "socket"
 // closed. set nil means no owner (tests).
 func (fd *netFD) init(s, family int, network string, set *sockSet) error {
 	fd.f = os.NewFile(uintptr(s), fileName)
-	fd.net, fd.family, fd.owner = network, int32(family), set
+	fd.net, fd.family, fd.owner = network, uint8(family), set
 	if set != nil && !set.add(fd) {
 		fd.closed.Store(true)
 		_ = fd.f.Close()
@@ -234,11 +235,11 @@ func (fd *netFD) SetReadDeadline(t time.Time) error {
 	return fd.setErr("", err)
 }
 
-// setRDL records whether a read deadline is set, after Go's poller has it:
-// a Read parked on the mirror, which has no timer, is nudged to wait in the
-// poller, where the deadline applies.
+// setRDL records the read deadline for the mirror, after Go's poller has
+// it: a Read parked on the mirror is nudged to decide again, since the
+// mirror's timer was armed for the deadline it parked with.
 func (fd *netFD) setRDL(t time.Time) {
-	fd.rdl.Store(!t.IsZero())
+	fd.rdl.Store(deadlineOf(t))
 	if !t.IsZero() {
 		fd.nudge()
 	}

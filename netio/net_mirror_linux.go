@@ -41,10 +41,15 @@ import (
 // into a slice passed to Read, and unread data stays in the socket.
 //
 // The mirror is an optimisation of waiting, never of semantics: a Read
-// that has any reason to doubt it (a read deadline set, SyscallConn or
-// File handed out, the connection closing, the set not busy, a first read,
+// that has any reason to doubt it (SyscallConn or File handed out, a read
+// deadline passed, the connection closing, the set not busy, a first read,
 // a read that returned EAGAIN or a full slice) reads through Go's poller
-// exactly as package net does. A Read parks on the mirror only while at
+// exactly as package net does. A Read with a read deadline parks with it:
+// the mirror keeps one timer, the read deadline of its epoll fd in Go's
+// poller, armed for the earliest deadline of a parked reader; when it
+// fires, the harvester nudges every reader parked with a deadline, and
+// each waits the rest of its deadline in Go's poller, where the deadline
+// itself is decided. A Read parks on the mirror only while at
 // least mirrorHot readers that had data are parked in the set, so a lone
 // connection pays no harvester round trip.
 // docs/decisions/2026-12-03-net-face-reads-through-go-poller.md has the
@@ -57,12 +62,16 @@ var mirrorHot = func() *atomic.Int64 { var v atomic.Int64; v.Store(16); return &
 
 // mirrorConn states.
 const (
-	mIdle    int32 = iota // no edge seen since the last read began
-	mEdge                 // readable since the last read began
-	mWaiting              // the reader is parked on sem
-	mClaimed              // the harvester is reading into the reader's slice
-	mShut                 // closing: nothing parks, nothing is claimed
+	mIdle      int32 = iota // no edge seen since the last read began
+	mEdge                   // readable since the last read began
+	mWaiting                // the reader is parked on sem
+	mWaitingDL              // the reader is parked on sem with a read deadline
+	mClaimed                // the harvester is reading into the reader's slice
+	mShut                   // closing: nothing parks, nothing is claimed
 )
+
+// parked reports whether state s has a reader parked on sem.
+func parked(s int32) bool { return s == mWaiting || s == mWaitingDL }
 
 // mirrorConn is a connection's membership of its set's mirror, made the
 // first time one of its Reads parks there.
@@ -97,8 +106,14 @@ type mirror struct {
 
 	waiters atomic.Int64 // readers parked on the mirror
 	kick    chan struct{}
-	done    chan struct{}
-	wg      sync.WaitGroup // harvest and registrar
+
+	// The deadline timer is ep's read deadline: next is what it is armed
+	// for (deadlineOf; 0 for none), changed under dmu.
+	dmu  sync.Mutex
+	next atomic.Int64
+
+	done chan struct{}
+	wg   sync.WaitGroup // harvest and registrar
 
 	regMu   sync.Mutex // one registration at a time; regShut
 	regShut bool
@@ -111,9 +126,10 @@ type mirror struct {
 	shut  bool
 
 	// The harvester's own state.
-	evs     []unix.EpollEvent
-	cqes    []ring.CQE
-	claimed []*mirrorConn
+	evs       []unix.EpollEvent
+	cqes      []ring.CQE
+	claimed   []*mirrorConn
+	claimedDL [maxClaims]bool // claimed[i] was parked with a deadline
 	// pins pin the claimed readers' slices, pinsPer to a Pinner: a
 	// Pinner holds that many without allocating, and each keeps its
 	// storage between batches.
@@ -270,11 +286,11 @@ func (mc *mirrorConn) settle(next int32) int32 {
 			continue
 		case s == mShut:
 			return s
-		case next == mIdle && s != mWaiting:
+		case next == mIdle && !parked(s):
 			return s
 		}
 		if mc.state.CompareAndSwap(s, next) {
-			if s == mWaiting {
+			if parked(s) {
 				mc.sem.Unlock()
 			}
 			return s
@@ -294,11 +310,16 @@ func (mc *mirrorConn) shut(m *mirror) {
 }
 
 // park waits on the mirror for b to be read into, or for a reason to read
-// through Go's poller; rmu is held. It returns done with the harvester's
-// result, or !done when the caller is to read itself.
-func (m *mirror) park(c *netTCPConn, mc *mirrorConn, b []byte) (n int, err error, done bool) {
+// through Go's poller; rmu is held, and dl is the read deadline the caller
+// found (0 for none). It returns done with the harvester's result, or
+// !done when the caller is to read itself.
+func (m *mirror) park(c *netTCPConn, mc *mirrorConn, b []byte, dl int64) (n int, err error, done bool) {
 	mc.buf = b // before the state publishes it to the harvester
-	if !mc.state.CompareAndSwap(mIdle, mWaiting) {
+	wait := mWaiting
+	if dl != 0 {
+		wait = mWaitingDL
+	}
+	if !mc.state.CompareAndSwap(mIdle, wait) {
 		mc.buf = nil
 		// An edge, cleared before the caller's read; or mShut, which
 		// that read reports.
@@ -307,12 +328,15 @@ func (m *mirror) park(c *netTCPConn, mc *mirrorConn, b []byte) (n int, err error
 	}
 	// A deadline or SyscallConn set since the caller looked: they nudge a
 	// parked reader, but may have looked before this one parked.
-	if c.fd.rdl.Load() || c.fd.rawOut.Load() {
-		if mc.state.CompareAndSwap(mWaiting, mIdle) {
+	if c.fd.rdl.Load() != dl || c.fd.rawOut.Load() {
+		if mc.state.CompareAndSwap(wait, mIdle) {
 			mc.buf = nil
 			return 0, nil, false
 		}
 		// The token is on its way.
+	}
+	if dl != 0 {
+		m.arm(dl)
 	}
 	if m.waiters.Add(1) == 1 {
 		select {
@@ -360,11 +384,66 @@ func (m *mirror) harvest() {
 			}
 		}
 		if err := m.erc.Read(m.poll); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				m.expire()
+				continue
+			}
 			return // the epoll fd closed: the set is shutting down
 		}
 		m.deliver(m.evs[:m.got])
 	}
 }
+
+// arm makes the deadline timer fire no later than dl. A reader parked with
+// a deadline publishes its state before it looks at next, and expire
+// clears next before it looks at the states: either the reader sees next
+// cleared and arms, or expire sees the reader and nudges it.
+func (m *mirror) arm(dl int64) {
+	if n := m.next.Load(); n != 0 && n <= dl {
+		return
+	}
+	m.dmu.Lock()
+	if n := m.next.Load(); n == 0 || dl < n {
+		m.next.Store(dl)
+		_ = m.ep.SetReadDeadline(mirrorEpoch.Add(time.Duration(dl)))
+	}
+	m.dmu.Unlock()
+}
+
+// expire is the deadline timer's firing: every reader parked with a
+// deadline is nudged, to wait for the rest of it in Go's poller (the
+// earliest has reached its deadline; the others park again with the next
+// Read). Those parking from now on arm the timer again.
+func (m *mirror) expire() {
+	m.dmu.Lock()
+	m.next.Store(0)
+	_ = m.ep.SetReadDeadline(time.Time{})
+	m.dmu.Unlock()
+	m.mu.Lock()
+	for _, mc := range m.table {
+		if mc != nil && mc.state.CompareAndSwap(mWaitingDL, mIdle) {
+			mc.sem.Unlock()
+		}
+	}
+	m.mu.Unlock()
+}
+
+// mirrorEpoch is the origin of deadlineOf's clock.
+var mirrorEpoch = time.Now()
+
+// deadlineOf is t as the mirror keeps a deadline: nanoseconds since
+// mirrorEpoch, measured as Go's poller measures it (t.Sub, on the
+// monotonic clock when t has a reading of it), at least 1; 0 for no
+// deadline.
+func deadlineOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(int64(t.Sub(mirrorEpoch)), 1)
+}
+
+// mirrorNow is the present on deadlineOf's clock.
+func mirrorNow() int64 { return int64(time.Since(mirrorEpoch)) }
 
 // pollOnce is the harvester's RawConn.Read callback: one epoll_wait that
 // does not block; nothing ready waits in Go's poller.
@@ -401,12 +480,13 @@ func (m *mirror) deliver(evs []unix.EpollEvent) {
 // queued, any other connection marked readable. m.mu is held.
 func (m *mirror) mark(mc *mirrorConn) {
 	for {
-		switch mc.state.Load() {
-		case mWaiting:
-			if !mc.state.CompareAndSwap(mWaiting, mClaimed) {
+		switch s := mc.state.Load(); s {
+		case mWaiting, mWaitingDL:
+			if !mc.state.CompareAndSwap(s, mClaimed) {
 				continue
 			}
 			m.pins[len(m.claimed)/pinsPer].Pin(&mc.buf[0]) // the kernel writes it until its CQE
+			m.claimedDL[len(m.claimed)] = s == mWaitingDL
 			sqe := m.ring.GetSQE()
 			sqe.PrepRecv(int(mc.s), mc.buf, unix.MSG_DONTWAIT)
 			sqe.UserData = uint64(len(m.claimed))
@@ -447,8 +527,16 @@ func (m *mirror) readClaimed() {
 		k := m.ring.Reap(m.cqes)
 		for _, c := range m.cqes[:k] {
 			mc := m.claimed[c.UserData]
-			if c.Res == -int32(unix.EAGAIN) {
-				mc.state.Store(mWaiting) // a stale edge: still parked
+			if c.Res == -int32(unix.EAGAIN) { // a stale edge
+				if !m.claimedDL[c.UserData] {
+					mc.state.Store(mWaiting) // still parked
+					continue
+				}
+				// A reader parked with a deadline wakes with no result
+				// and waits in Go's poller: the timer may have fired
+				// meanwhile and passed it by as claimed.
+				mc.state.Store(mIdle)
+				mc.sem.Unlock()
 				continue
 			}
 			mc.res = c.Res
@@ -485,7 +573,7 @@ func (m *mirror) close() {
 // mirrorRead parks c's Read of b on its set's mirror if the set has one;
 // ok with the harvester's result, !ok when the caller is to read through
 // Go's poller. rmu is held.
-func (c *netTCPConn) mirrorRead(set *sockSet, b []byte) (n int, err error, ok bool) {
+func (c *netTCPConn) mirrorRead(set *sockSet, b []byte, dl int64) (n int, err error, ok bool) {
 	m := set.mirrorFor()
 	if m == nil {
 		return 0, nil, false
@@ -496,7 +584,7 @@ func (c *netTCPConn) mirrorRead(set *sockSet, b []byte) (n int, err error, ok bo
 			return 0, nil, false
 		}
 	}
-	return m.park(c, mc, b)
+	return m.park(c, mc, b, dl)
 }
 
 // joinMirrorAside has the mirror's registrar run joinMirror for fd, once

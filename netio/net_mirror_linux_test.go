@@ -40,7 +40,7 @@ func parkedOnMirror(t *testing.T, c net.Conn) {
 	tc := c.(*netTCPConn)
 	waitFor(t, func() bool {
 		mc := tc.fd.mc.Load()
-		return mc != nil && mc.state.Load() == mWaiting
+		return mc != nil && parked(mc.state.Load())
 	}, "a Read parked on the mirror")
 }
 
@@ -227,7 +227,7 @@ func TestMirrorParkedReadWakes(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, func() bool {
-			return srv.(*netTCPConn).fd.mc.Load().state.Load() != mWaiting
+			return !parked(srv.(*netTCPConn).fd.mc.Load().state.Load())
 		}, "the nudged Read to leave the mirror")
 		if _, err := cli.Write([]byte("third")); err != nil {
 			t.Fatal(err)
@@ -236,6 +236,92 @@ func TestMirrorParkedReadWakes(t *testing.T) {
 			t.Fatalf("Read after SyscallConn = %q, %v; want third", *got, err)
 		}
 	})
+}
+
+// TestMirrorReadParksWithItsDeadline: a Read with a read deadline parks on
+// the mirror too. One whose deadline comes times out at it, not before;
+// the mirror's timer firing for it sends another connection's Read, whose
+// deadline is later, to wait in Go's poller, where it still gets its data;
+// and a Read whose deadline never comes is read for by the harvester.
+func TestMirrorReadParksWithItsDeadline(t *testing.T) {
+	needRing(t)
+	forceMirror(t)
+	primed := func(t *testing.T) (net.Conn, *net.TCPConn) {
+		srv, cli := tcpPair(t, nil)
+		if _, err := cli.Write([]byte("first")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Read(make([]byte, mirrorMinRead)); err != nil {
+			t.Fatal(err)
+		}
+		return srv, cli
+	}
+	type result struct {
+		got string
+		err error
+		at  time.Time
+	}
+	read := func(c net.Conn) chan result {
+		done := make(chan result, 1)
+		go func() {
+			buf := make([]byte, mirrorMinRead)
+			n, err := c.Read(buf)
+			done <- result{string(buf[:n]), err, time.Now()}
+		}()
+		return done
+	}
+	parkedWithDeadline := func(c net.Conn) {
+		t.Helper()
+		waitFor(t, func() bool {
+			mc := c.(*netTCPConn).fd.mc.Load()
+			return mc != nil && mc.state.Load() == mWaitingDL
+		}, "a Read parked on the mirror with its deadline")
+	}
+
+	late, lateCli := primed(t)
+	if err := late.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	lateDone := read(late)
+	parkedWithDeadline(late)
+
+	soon, _ := primed(t)
+	deadline := time.Now().Add(50 * time.Millisecond)
+	if err := soon.SetReadDeadline(deadline); err != nil {
+		t.Fatal(err)
+	}
+	soonDone := read(soon)
+	r := <-soonDone
+	if !errors.Is(r.err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read with a deadline = %q, %v; want a timeout", r.got, r.err)
+	}
+	if r.at.Before(deadline) {
+		t.Errorf("Read timed out %v before its deadline", deadline.Sub(r.at))
+	}
+	// The timer fired for soon: late waits on in Go's poller.
+	waitFor(t, func() bool {
+		return !parked(late.(*netTCPConn).fd.mc.Load().state.Load())
+	}, "the later Read to leave the mirror when the timer fired")
+	if _, err := lateCli.Write([]byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-lateDone; r.err != nil || r.got != "second" {
+		t.Fatalf("Read with a later deadline = %q, %v; want second", r.got, r.err)
+	}
+
+	// Parked with a deadline that does not come, it is read for.
+	before := StatsOf(nil).MirrorReads
+	lateDone = read(late)
+	parkedWithDeadline(late)
+	if _, err := lateCli.Write([]byte("third")); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-lateDone; r.err != nil || r.got != "third" {
+		t.Fatalf("Read with a deadline = %q, %v; want third", r.got, r.err)
+	}
+	if StatsOf(nil).MirrorReads == before {
+		t.Error("the harvester did not read for the Read parked with a deadline")
+	}
 }
 
 // abortRead is net/http's background read between requests: a Read of
@@ -371,43 +457,51 @@ func TestAbortedReadsLoseNothing(t *testing.T) {
 }
 
 // TestMirrorReadAllocatesNothing: a round trip whose server Read parks on
-// the mirror and is read for by the harvester allocates nothing.
+// the mirror and is read for by the harvester allocates nothing, with or
+// without a read deadline set before each Read.
 func TestMirrorReadAllocatesNothing(t *testing.T) {
 	needRing(t)
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own")
 	}
 	forceMirror(t)
-	srv, cli := tcpPair(t, nil)
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, err := srv.Read(buf)
-			if err != nil {
-				return
+	for _, withDeadline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deadline=%v", withDeadline), func(t *testing.T) {
+			srv, cli := tcpPair(t, nil)
+			go func() {
+				buf := make([]byte, 512)
+				for {
+					if withDeadline { // as servers with an idle timeout do
+						_ = srv.SetReadDeadline(time.Now().Add(time.Minute))
+					}
+					n, err := srv.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := srv.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+			msg, got := make([]byte, 64), make([]byte, 64)
+			rt := func() {
+				if _, err := cli.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(cli, got); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if _, err := srv.Write(buf[:n]); err != nil {
-				return
+			rt()
+			rt()
+			before := StatsOf(nil).MirrorReads
+			if n := testing.AllocsPerRun(200, rt); n != 0 {
+				t.Errorf("%v allocations per round trip through the mirror, want 0", n)
 			}
-		}
-	}()
-	msg, got := make([]byte, 64), make([]byte, 64)
-	rt := func() {
-		if _, err := cli.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(cli, got); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rt()
-	rt()
-	before := StatsOf(nil).MirrorReads
-	if n := testing.AllocsPerRun(200, rt); n != 0 {
-		t.Errorf("%v allocations per round trip through the mirror, want 0", n)
-	}
-	if StatsOf(nil).MirrorReads == before {
-		t.Error("no Read was served by the mirror")
+			if StatsOf(nil).MirrorReads == before {
+				t.Error("no Read was served by the mirror")
+			}
+		})
 	}
 }
 

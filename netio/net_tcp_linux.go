@@ -56,11 +56,15 @@ func (c *netTCPConn) Read(b []byte) (int, error) {
 // is package net's read(2), then a wait in Go's poller on EAGAIN.
 func (c *netTCPConn) read(b []byte) (int, error) {
 	set := c.fd.owner
-	if !c.fd.drained || set == nil || len(b) < mirrorMinRead || c.fd.rdl.Load() || c.fd.rawOut.Load() {
+	if !c.fd.drained || set == nil || len(b) < mirrorMinRead || c.fd.rawOut.Load() {
 		return c.fd.f.Read(b)
 	}
+	dl := c.fd.rdl.Load()
+	if dl != 0 && dl <= mirrorNow() {
+		return c.fd.f.Read(b) // the deadline has passed: the poller says so
+	}
 	if set.active.Load() >= mirrorHot.Load() {
-		if n, err, ok := c.mirrorRead(set, b); ok {
+		if n, err, ok := c.mirrorRead(set, b, dl); ok {
 			if n == 0 && err == nil {
 				err = io.EOF
 			}
