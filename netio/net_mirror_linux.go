@@ -527,16 +527,15 @@ func (m *mirror) readClaimed() {
 		k := m.ring.Reap(m.cqes)
 		for _, c := range m.cqes[:k] {
 			mc := m.claimed[c.UserData]
-			if c.Res == -int32(unix.EAGAIN) { // a stale edge
-				if !m.claimedDL[c.UserData] {
-					mc.state.Store(mWaiting) // still parked
-					continue
+			if c.Res == -int32(unix.EAGAIN) {
+				// A stale edge: still parked. The deadline timer of one
+				// parked with a deadline is still armed for it, since only
+				// this goroutine (expire) disarms it.
+				wait := mWaiting
+				if m.claimedDL[c.UserData] {
+					wait = mWaitingDL
 				}
-				// A reader parked with a deadline wakes with no result
-				// and waits in Go's poller: the timer may have fired
-				// meanwhile and passed it by as claimed.
-				mc.state.Store(mIdle)
-				mc.sem.Unlock()
+				mc.state.Store(wait)
 				continue
 			}
 			mc.res = c.Res
