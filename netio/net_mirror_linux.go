@@ -67,8 +67,15 @@ const (
 	mWaiting                // the reader is parked on sem
 	mWaitingDL              // the reader is parked on sem with a read deadline
 	mClaimed                // the harvester is reading into the reader's slice
+	mHup                    // the peer shut down or the socket failed: nothing parks
 	mShut                   // closing: nothing parks, nothing is claimed
 )
+
+// hupEvents are the epoll events after which a socket's reads end in EOF or
+// an error: a Read that got data from it may still have one of those to
+// read, whose edge has been spent (TCP stops a read at the FIN), so its
+// Reads leave the mirror for good.
+const hupEvents = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
 
 // parked reports whether state s has a reader parked on sem.
 func parked(s int32) bool { return s == mWaiting || s == mWaitingDL }
@@ -129,7 +136,7 @@ type mirror struct {
 	evs       []unix.EpollEvent
 	cqes      []ring.CQE
 	claimed   []*mirrorConn
-	claimedDL [maxClaims]bool // claimed[i] was parked with a deadline
+	claimedAs [maxClaims]struct{ dl, hup bool } // claimed[i] was parked with a deadline; its event was a hangup
 	// pins pin the claimed readers' slices, pinsPer to a Pinner: a
 	// Pinner holds that many without allocating, and each keeps its
 	// storage between batches.
@@ -470,15 +477,16 @@ func (m *mirror) deliver(evs []unix.EpollEvent) {
 		if mc == nil {
 			continue
 		}
-		m.mark(mc)
+		m.mark(mc, ev.Events)
 	}
 	m.mu.Unlock()
 	m.readClaimed()
 }
 
 // mark hands one event to mc: a parked reader is claimed and its read
-// queued, any other connection marked readable. m.mu is held.
-func (m *mirror) mark(mc *mirrorConn) {
+// queued, any other connection marked readable (or hung up). m.mu is held.
+func (m *mirror) mark(mc *mirrorConn, events uint32) {
+	hup := events&hupEvents != 0
 	for {
 		switch s := mc.state.Load(); s {
 		case mWaiting, mWaitingDL:
@@ -486,7 +494,8 @@ func (m *mirror) mark(mc *mirrorConn) {
 				continue
 			}
 			m.pins[len(m.claimed)/pinsPer].Pin(&mc.buf[0]) // the kernel writes it until its CQE
-			m.claimedDL[len(m.claimed)] = s == mWaitingDL
+			m.claimedAs[len(m.claimed)].dl = s == mWaitingDL
+			m.claimedAs[len(m.claimed)].hup = hup
 			sqe := m.ring.GetSQE()
 			sqe.PrepRecv(int(mc.s), mc.buf, unix.MSG_DONTWAIT)
 			sqe.UserData = uint64(len(m.claimed))
@@ -494,12 +503,16 @@ func (m *mirror) mark(mc *mirrorConn) {
 				m.readClaimed()
 			}
 			return
-		case mIdle:
-			if mc.state.CompareAndSwap(mIdle, mEdge) {
+		case mIdle, mEdge:
+			next := mEdge
+			if hup {
+				next = mHup
+			}
+			if s == next || mc.state.CompareAndSwap(s, next) {
 				return
 			}
 		default:
-			return // edge already seen, or shut
+			return // hung up already, or shut
 		}
 	}
 }
@@ -526,23 +539,29 @@ func (m *mirror) readClaimed() {
 		}
 		k := m.ring.Reap(m.cqes)
 		for _, c := range m.cqes[:k] {
-			mc := m.claimed[c.UserData]
-			if c.Res == -int32(unix.EAGAIN) {
+			mc, as := m.claimed[c.UserData], m.claimedAs[c.UserData]
+			if c.Res == -int32(unix.EAGAIN) && !as.hup {
 				// A stale edge: still parked. The deadline timer of one
 				// parked with a deadline is still armed for it, since only
 				// this goroutine (expire) disarms it.
 				wait := mWaiting
-				if m.claimedDL[c.UserData] {
+				if as.dl {
 					wait = mWaitingDL
 				}
 				mc.state.Store(wait)
 				continue
 			}
-			mc.res = c.Res
-			if stats != nil {
-				stats.mirrorReads.Add(1)
+			if c.Res != -int32(unix.EAGAIN) {
+				mc.res = c.Res
+				if stats != nil {
+					stats.mirrorReads.Add(1)
+				}
 			}
-			mc.state.Store(mIdle) // the read began before any later edge
+			if as.hup {
+				mc.state.Store(mHup)
+			} else {
+				mc.state.Store(mIdle) // the read began before any later edge
+			}
 			mc.sem.Unlock()
 		}
 		done += k

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/net/nettest"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwire/ringwire/internal/testenv"
 	"github.com/ringwire/ringwire/ring"
@@ -328,6 +329,79 @@ func TestMirrorReadParksWithItsDeadline(t *testing.T) {
 	if StatsOf(nil).MirrorReads == before {
 		t.Error("the harvester did not read for the Read parked with a deadline")
 	}
+}
+
+// TestMirrorReadAfterPeerCloseWithDataEndsInEOF: when the peer's last data
+// and its FIN arrive together, one epoll edge announces both and a read
+// stops at the FIN; the Read after the one that returns the data must end
+// in EOF at once, not park for an edge that will not come (nettest's
+// BasicIO hung that way under load, on 6.12 and on 6.18).
+func TestMirrorReadAfterPeerCloseWithDataEndsInEOF(t *testing.T) {
+	forceMirror(t)
+	for _, m := range packetModes(t) {
+		t.Run(m.name, func(t *testing.T) {
+			srv, cli := tcpPair(t, m.cfg)
+			buf := make([]byte, 4096)
+			if _, err := cli.Write([]byte("first")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := srv.Read(buf); err != nil { // drained: the next Read may park
+				t.Fatal(err)
+			}
+			if _, err := cli.Write([]byte("last")); err != nil {
+				t.Fatal(err)
+			}
+			cli.Close()
+			waitFor(t, func() bool { return tcpState(t, srv) == unix.BPF_TCP_CLOSE_WAIT }, "the FIN to arrive")
+			done := make(chan string, 1)
+			go func() {
+				var got []byte
+				for {
+					n, err := srv.Read(buf)
+					got = append(got, buf[:n]...)
+					if err != nil {
+						done <- fmt.Sprintf("%q, %v", got, err)
+						return
+					}
+				}
+			}()
+			select {
+			case r := <-done:
+				if want := fmt.Sprintf("%q, %v", "last", io.EOF); r != want {
+					t.Fatalf("Reads = %s, want %s", r, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no EOF within 10s of the peer's close")
+			}
+		})
+	}
+}
+
+// tcpState is c's TCP state (TCP_INFO), read without handing out the
+// socket (SyscallConn would keep a net-face Read off the mirror).
+func tcpState(t *testing.T, c net.Conn) int {
+	t.Helper()
+	var state int
+	get := func(s int) error {
+		info, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			state = int(info.State)
+		}
+		return err
+	}
+	var err error
+	if tc, ok := c.(*netTCPConn); ok {
+		err = tc.fd.control(get)
+	} else {
+		var rc syscall.RawConn
+		if rc, err = c.(*net.TCPConn).SyscallConn(); err == nil {
+			err = rc.Control(func(s uintptr) { err = get(int(s)) })
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
 }
 
 // abortRead is net/http's background read between requests: a Read of
