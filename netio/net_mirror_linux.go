@@ -34,24 +34,26 @@ import (
 // more queued) and that has seen no edge since parks at once, without a
 // read; a Read in between that a deadline ended before it took anything
 // (net/http's background read, aborted after every response) leaves that
-// knowledge as it was. For each parked reader whose socket it finds readable, the
-// harvester queues a RECV with MSG_DONTWAIT into that reader's own slice
-// (pinned) and submits them all in one io_uring_enter, where they complete
-// inline; each reader wakes with its count. Received data still goes only
-// into a slice passed to Read, and unread data stays in the socket.
+// knowledge as it was. For each parked reader whose socket it finds
+// readable, the harvester queues a RECV with MSG_DONTWAIT into that
+// reader's own slice (pinned) and submits them all in one io_uring_enter,
+// where they complete inline; each reader wakes with its count. Received
+// data still goes only into a slice passed to Read, and unread data stays
+// in the socket.
 //
 // The mirror is an optimisation of waiting, never of semantics: a Read
 // that has any reason to doubt it (SyscallConn or File handed out, a read
 // deadline passed, the connection closing, the set not busy, a first read,
-// a read that returned EAGAIN or a full slice) reads through Go's poller
-// exactly as package net does. A Read with a read deadline parks with it:
-// the mirror keeps one timer, the read deadline of its epoll fd in Go's
-// poller, armed for the earliest deadline of a parked reader; when it
-// fires, the harvester nudges every reader parked with a deadline, and
-// each waits the rest of its deadline in Go's poller, where the deadline
-// itself is decided. A Read parks on the mirror only while at
-// least mirrorHot readers that had data are parked in the set, so a lone
-// connection pays no harvester round trip.
+// a read that returned EAGAIN or a full slice, an edge that announced the
+// peer's FIN or an error) reads through Go's poller exactly as package net
+// does. A Read with a read deadline parks with it: the mirror keeps one
+// timer, the read deadline of its epoll fd in Go's poller, armed for the
+// earliest deadline of a parked reader; when it fires, the harvester
+// nudges every reader parked with a deadline, and each waits the rest of
+// its deadline in Go's poller, where the deadline itself is decided. A
+// Read parks on the mirror only while at least mirrorHot readers that had
+// data are parked in the set, so a lone connection pays no harvester round
+// trip.
 // docs/decisions/2026-12-03-net-face-reads-through-go-poller.md has the
 // measurements.
 
@@ -328,8 +330,8 @@ func (m *mirror) park(c *netTCPConn, mc *mirrorConn, b []byte, dl int64) (n int,
 	}
 	if !mc.state.CompareAndSwap(mIdle, wait) {
 		mc.buf = nil
-		// An edge, cleared before the caller's read; or mShut, which
-		// that read reports.
+		// An edge, cleared before the caller's read; or mHup or mShut,
+		// which leave reads to Go's poller.
 		c.clearEdge(mc)
 		return 0, nil, false
 	}
