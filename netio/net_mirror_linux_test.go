@@ -337,42 +337,51 @@ func TestMirrorReadParksWithItsDeadline(t *testing.T) {
 // in EOF at once, not park for an edge that will not come (nettest's
 // BasicIO hung that way under load, on 6.12 and on 6.18).
 func TestMirrorReadAfterPeerCloseWithDataEndsInEOF(t *testing.T) {
+	onBothPaths(t, func(t *testing.T, srv net.Conn, cli *net.TCPConn) {
+		buf := make([]byte, 4096)
+		if _, err := cli.Write([]byte("first")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Read(buf); err != nil { // drained: the next Read may park
+			t.Fatal(err)
+		}
+		if _, err := cli.Write([]byte("last")); err != nil {
+			t.Fatal(err)
+		}
+		cli.Close()
+		waitFor(t, func() bool { return tcpState(t, srv) == unix.BPF_TCP_CLOSE_WAIT }, "the FIN to arrive")
+		done := make(chan string, 1)
+		go func() {
+			var got []byte
+			for {
+				n, err := srv.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					done <- fmt.Sprintf("%q, %v", got, err)
+					return
+				}
+			}
+		}()
+		select {
+		case r := <-done:
+			if want := fmt.Sprintf("%q, %v", "last", io.EOF); r != want {
+				t.Fatalf("Reads = %s, want %s", r, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no EOF within 10s of the peer's close")
+		}
+	})
+}
+
+// onBothPaths runs f with a net-face connection and its package net peer,
+// on io_uring with every Read that may park on the mirror parked there,
+// and on the package net fallback.
+func onBothPaths(t *testing.T, f func(t *testing.T, srv net.Conn, cli *net.TCPConn)) {
 	forceMirror(t)
 	for _, m := range packetModes(t) {
 		t.Run(m.name, func(t *testing.T) {
 			srv, cli := tcpPair(t, m.cfg)
-			buf := make([]byte, 4096)
-			if _, err := cli.Write([]byte("first")); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := srv.Read(buf); err != nil { // drained: the next Read may park
-				t.Fatal(err)
-			}
-			if _, err := cli.Write([]byte("last")); err != nil {
-				t.Fatal(err)
-			}
-			cli.Close()
-			waitFor(t, func() bool { return tcpState(t, srv) == unix.BPF_TCP_CLOSE_WAIT }, "the FIN to arrive")
-			done := make(chan string, 1)
-			go func() {
-				var got []byte
-				for {
-					n, err := srv.Read(buf)
-					got = append(got, buf[:n]...)
-					if err != nil {
-						done <- fmt.Sprintf("%q, %v", got, err)
-						return
-					}
-				}
-			}()
-			select {
-			case r := <-done:
-				if want := fmt.Sprintf("%q, %v", "last", io.EOF); r != want {
-					t.Fatalf("Reads = %s, want %s", r, want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("no EOF within 10s of the peer's close")
-			}
+			f(t, srv, cli)
 		})
 	}
 }
@@ -471,69 +480,65 @@ func TestMirrorReadAfterAbortedReadParks(t *testing.T) {
 // Read, whether the background read took it or the next Read did, and no
 // Read waits for an edge that an aborted read spent.
 func TestAbortedReadsLoseNothing(t *testing.T) {
-	forceMirror(t)
-	for _, m := range packetModes(t) {
-		t.Run(m.name, func(t *testing.T) {
-			srv, cli := tcpPair(t, m.cfg)
-			const rounds = 300
-			msg := func(i int) []byte { return fmt.Appendf(nil, "req%05d", i) }
-			errc := make(chan error, 1)
-			go func() {
-				err := func() error {
-					_ = cli.SetDeadline(time.Now().Add(20 * time.Second))
-					reply := make([]byte, 8)
-					for i := range rounds {
-						if _, err := cli.Write(msg(i)); err != nil {
-							return err
-						}
-						if _, err := io.ReadFull(cli, reply); err != nil {
-							return fmt.Errorf("reply %d: %w", i, err)
-						}
+	onBothPaths(t, func(t *testing.T, srv net.Conn, cli *net.TCPConn) {
+		const rounds = 300
+		msg := func(i int) []byte { return fmt.Appendf(nil, "req%05d", i) }
+		errc := make(chan error, 1)
+		go func() {
+			err := func() error {
+				_ = cli.SetDeadline(time.Now().Add(20 * time.Second))
+				reply := make([]byte, 8)
+				for i := range rounds {
+					if _, err := cli.Write(msg(i)); err != nil {
+						return err
 					}
-					return nil
-				}()
-				if err != nil {
-					srv.Close() // a server Read that waits for a spent edge returns
+					if _, err := io.ReadFull(cli, reply); err != nil {
+						return fmt.Errorf("reply %d: %w", i, err)
+					}
 				}
-				errc <- err
+				return nil
 			}()
-			r := rand.New(rand.NewPCG(7, 7))
-			buf := make([]byte, 4096)
-			var pending []byte
-			for i := range rounds {
-				for len(pending) < 8 {
-					n, err := srv.Read(buf)
-					if err != nil {
-						t.Fatalf("request %d: %v", i, err)
-					}
-					pending = append(pending, buf[:n]...)
-				}
-				if want := msg(i); !bytes.Equal(pending[:8], want) {
-					t.Fatalf("request %d = %q, want %q", i, pending[:8], want)
-				}
-				pending = pending[8:]
-				bg := make([]byte, []int{1, mirrorMinRead}[i%2])
-				spin := r.IntN(3)
-				n, err := abortRead(srv, bg, func() {
-					// The reply lets the client send the next request,
-					// which then races the abort.
-					if _, err := srv.Write([]byte("reply...")); err != nil {
-						t.Error(err)
-					}
-					for range spin {
-						goruntime.Gosched()
-					}
-				})
-				if n == 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
-					t.Fatalf("round %d: aborted Read = %d, %v", i, n, err)
-				}
-				pending = append(pending, bg[:n]...)
+			if err != nil {
+				srv.Close() // a server Read that waits for a spent edge returns
 			}
-			if err := <-errc; err != nil {
-				t.Fatal(err)
+			errc <- err
+		}()
+		r := rand.New(rand.NewPCG(7, 7))
+		buf := make([]byte, 4096)
+		var pending []byte
+		for i := range rounds {
+			for len(pending) < 8 {
+				n, err := srv.Read(buf)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				pending = append(pending, buf[:n]...)
 			}
-		})
-	}
+			if want := msg(i); !bytes.Equal(pending[:8], want) {
+				t.Fatalf("request %d = %q, want %q", i, pending[:8], want)
+			}
+			pending = pending[8:]
+			bg := make([]byte, []int{1, mirrorMinRead}[i%2])
+			spin := r.IntN(3)
+			n, err := abortRead(srv, bg, func() {
+				// The reply lets the client send the next request,
+				// which then races the abort.
+				if _, err := srv.Write([]byte("reply...")); err != nil {
+					t.Error(err)
+				}
+				for range spin {
+					goruntime.Gosched()
+				}
+			})
+			if n == 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("round %d: aborted Read = %d, %v", i, n, err)
+			}
+			pending = append(pending, bg[:n]...)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestMirrorReadAllocatesNothing: a round trip whose server Read parks on
