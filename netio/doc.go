@@ -34,11 +34,13 @@
 // told EAGAIN. It parks on the set's readiness mirror, an epoll set of
 // netio's own, and the mirror's harvester goroutine reads for all the
 // parked readers it finds readable in one io_uring_enter, into each
-// reader's own slice (Stats.MirrorReads counts these). A read deadline,
-// SyscallConn or File, Close, or any read that could not prove the socket
-// drained sends a Read through Go's poller as before; a Read that a
-// deadline ended before it took anything (net/http's aborted background
-// read) changes nothing, so net/http's next Read parks there too. See
+// reader's own slice (Stats.MirrorReads counts these). SyscallConn or
+// File, Close, a deadline passed, the peer's FIN, or any read that could
+// not prove the socket drained sends a Read through Go's poller as before.
+// A Read with a read deadline parks with it (the mirror's one timer sends
+// it back to the poller by then), and a Read that a deadline ended before
+// it took anything (net/http's aborted background read) changes nothing,
+// so net/http's next Read parks there too. See
 // docs/decisions/2026-12-03-net-face-reads-through-go-poller.md.
 //
 // A net-face socket opened with a runtime (ListenConfig.Runtime,
