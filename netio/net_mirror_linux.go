@@ -96,10 +96,17 @@ type mirrorConn struct {
 	state atomic.Int32
 	// sem is the reader's parking place, a semaphore of one token: the
 	// reader holds it locked between waits and parks by locking it again;
-	// the one who moves the state out of mWaiting (the harvester or a
-	// nudge) unlocks it, once. 8 bytes where a channel costs 96: every busy
+	// the one who moves the state out of mWaiting or mWaitingDL (the
+	// harvester, a nudge or the deadline timer) unlocks it, once. 8 bytes where a channel costs 96: every busy
 	// connection has one (48 bytes in all).
 	sem sync.Mutex
+}
+
+// claim is a parked reader the harvester is reading for: dl if it parked
+// with a deadline (mWaitingDL), hup if the edge announced a hangup.
+type claim struct {
+	mc      *mirrorConn
+	dl, hup bool
 }
 
 // noRes is mirrorConn.res when the harvester has read nothing for the reader.
@@ -135,10 +142,9 @@ type mirror struct {
 	shut  bool
 
 	// The harvester's own state.
-	evs       []unix.EpollEvent
-	cqes      []ring.CQE
-	claimed   []*mirrorConn
-	claimedAs [maxClaims]struct{ dl, hup bool } // claimed[i] was parked with a deadline; its event was a hangup
+	evs     []unix.EpollEvent
+	cqes    []ring.CQE
+	claimed []claim
 	// pins pin the claimed readers' slices, pinsPer to a Pinner: a
 	// Pinner holds that many without allocating, and each keeps its
 	// storage between batches.
@@ -206,7 +212,7 @@ func newMirror(set *sockSet) (*mirror, error) {
 		kick: make(chan struct{}, 1), done: make(chan struct{}),
 		regReq: make(chan *netFD), regRes: make(chan *mirrorConn),
 		evs: make([]unix.EpollEvent, 256), cqes: make([]ring.CQE, maxClaims),
-		claimed: make([]*mirrorConn, 0, maxClaims),
+		claimed: make([]claim, 0, maxClaims),
 	}
 	m.erc, _ = m.ep.SyscallConn()
 	m.poll = m.pollOnce
@@ -496,12 +502,10 @@ func (m *mirror) mark(mc *mirrorConn, events uint32) {
 				continue
 			}
 			m.pins[len(m.claimed)/pinsPer].Pin(&mc.buf[0]) // the kernel writes it until its CQE
-			m.claimedAs[len(m.claimed)].dl = s == mWaitingDL
-			m.claimedAs[len(m.claimed)].hup = hup
 			sqe := m.ring.GetSQE()
 			sqe.PrepRecv(int(mc.s), mc.buf, unix.MSG_DONTWAIT)
 			sqe.UserData = uint64(len(m.claimed))
-			if m.claimed = append(m.claimed, mc); len(m.claimed) == maxClaims {
+			if m.claimed = append(m.claimed, claim{mc, s == mWaitingDL, hup}); len(m.claimed) == maxClaims {
 				m.readClaimed()
 			}
 			return
@@ -541,13 +545,14 @@ func (m *mirror) readClaimed() {
 		}
 		k := m.ring.Reap(m.cqes)
 		for _, c := range m.cqes[:k] {
-			mc, as := m.claimed[c.UserData], m.claimedAs[c.UserData]
-			if c.Res == -int32(unix.EAGAIN) && !as.hup {
+			cl := m.claimed[c.UserData]
+			mc := cl.mc
+			if c.Res == -int32(unix.EAGAIN) && !cl.hup {
 				// A stale edge: still parked. The deadline timer of one
 				// parked with a deadline is still armed for it, since only
 				// this goroutine (expire) disarms it.
 				wait := mWaiting
-				if as.dl {
+				if cl.dl {
 					wait = mWaitingDL
 				}
 				mc.state.Store(wait)
@@ -559,7 +564,7 @@ func (m *mirror) readClaimed() {
 					stats.mirrorReads.Add(1)
 				}
 			}
-			if as.hup {
+			if cl.hup {
 				mc.state.Store(mHup)
 			} else {
 				mc.state.Store(mIdle) // the read began before any later edge

@@ -59,11 +59,11 @@ func (c *netTCPConn) read(b []byte) (int, error) {
 	if !c.fd.drained || set == nil || len(b) < mirrorMinRead || c.fd.rawOut.Load() {
 		return c.fd.f.Read(b)
 	}
-	dl := c.fd.rdl.Load()
-	if dl != 0 && dl <= mirrorNow() {
-		return c.fd.f.Read(b) // the deadline has passed: the poller says so
-	}
 	if set.active.Load() >= mirrorHot.Load() {
+		dl := c.fd.rdl.Load()
+		if dl != 0 && dl <= mirrorNow() {
+			return c.fd.f.Read(b) // the deadline has passed: the poller says so
+		}
 		if n, err, ok := c.mirrorRead(set, b, dl); ok {
 			if n == 0 && err == nil {
 				err = io.EOF
